@@ -1,0 +1,197 @@
+//! The stable, user-facing error codes.
+//!
+//! Every failure a user can meet prints one line: `CODE what happened: what to do`.
+//! `ERR(…)` is fatal (non-zero exit), `WAR(…)` lets the rest go on. The three codes
+//! employees already know (`ERR(10203)`, `ERR(10193)`, `WAR(10102)`) keep their
+//! meaning; finer causes have their own numbers. `docs/error-codes.md` documents
+//! every code listed in [`Code::ALL`]; a test keeps the two in step.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Whether a code stops the operation or only warns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    /// Fatal: the command fails with a non-zero exit status.
+    Err,
+    /// Warning: the rest goes on.
+    War,
+}
+
+macro_rules! codes {
+    ($( $(#[$doc:meta])* $variant:ident = ($num:expr, $sev:ident, $summary:expr, $fix:expr), )*) => {
+        /// A stable error code. The spelling of each is pinned by a test.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum Code {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl Code {
+            /// Every code, in numeric order.
+            pub const ALL: &'static [Code] = &[ $( Code::$variant, )* ];
+
+            /// The number, e.g. `10203`.
+            pub fn number(self) -> u32 {
+                match self { $( Code::$variant => $num, )* }
+            }
+
+            /// Fatal or warning.
+            pub fn severity(self) -> Severity {
+                match self { $( Code::$variant => Severity::$sev, )* }
+            }
+
+            /// One-line cause, for the helpdesk table and generic messages.
+            pub fn summary(self) -> &'static str {
+                match self { $( Code::$variant => $summary, )* }
+            }
+
+            /// What the user (or the admin) does about it.
+            pub fn fix(self) -> &'static str {
+                match self { $( Code::$variant => $fix, )* }
+            }
+        }
+    };
+}
+
+codes! {
+    /// The client configuration file cannot be read or is invalid.
+    ConfigInvalid = (10100, Err, "the client configuration is invalid",
+        "correct the named setting in config.toml, or set it again with `pra server set`"),
+    /// No gateway address has been set yet.
+    ServerNotSet = (10101, Err, "no gateway address is set",
+        "run `pra server set HOST` with the address your administrator gave you"),
+    /// A rule's local port is held by another program.
+    PortBusy = (10102, War, "a local port for a forward is not free (another program uses it); the other forwards keep working",
+        "close the program that holds the port, then reconnect"),
+    /// The gateway refused or could not reach a rule's target.
+    TargetRefused = (10103, War, "the gateway could not open the target of a forward",
+        "the internal server may be down; the other forwards keep working; tell your administrator if it persists"),
+    /// The client's home folder or a file in it cannot be written.
+    HomeUnwritable = (10104, Err, "the client's data folder cannot be written",
+        "check the permissions of the folder given by --home / PRA_HOME"),
+    /// A log bundle could not be written.
+    LogExportFailed = (10105, Err, "the log bundle could not be written",
+        "choose another output file or free some disk space"),
+    /// The key file does not exist.
+    KeyMissing = (10190, Err, "no key has been generated on this PC",
+        "run `pra keygen --user NAME`, then hand the public key to your administrator"),
+    /// A key exists and would be overwritten.
+    KeyExists = (10191, Err, "a key already exists and was not overwritten",
+        "keep using it, or run `pra keygen --force` to replace it (it must then be approved again)"),
+    /// The key file may be read by other users.
+    KeyPermissions = (10192, Err, "the key file can be read by other users",
+        "restrict it to your user (chmod 600 on Linux/macOS) or generate a new key"),
+    /// The key could not be loaded (wrong passphrase, or another PC).
+    KeyNotLoaded = (10193, Err, "the key could not be loaded (wrong passphrase, or this PC is not the one the key was made on)",
+        "type the passphrase again; after a PC change generate a new key and have it approved again"),
+    /// The key file is damaged or was modified.
+    KeyDamaged = (10194, Err, "the key file is damaged or was modified",
+        "generate a new key with `pra keygen --force` and have it approved again"),
+    /// The passphrase given at key generation is not acceptable.
+    PassphraseRejected = (10195, Err, "the passphrase is empty or the two entries differ",
+        "choose a non-empty passphrase and type it the same way twice"),
+    /// The user name given for a key is not acceptable.
+    UserNameInvalid = (10196, Err, "the user name is not valid",
+        "use the account name your administrator gave you (letters, digits, . _ - @)"),
+    /// The gateway host name does not resolve.
+    GatewayNotResolved = (10201, Err, "the gateway name does not resolve",
+        "check the address with `pra server show` and your internet connection"),
+    /// The gateway port cannot be reached over TCP.
+    GatewayUnreachable = (10202, Err, "the gateway cannot be reached on its port",
+        "check your internet connection; a firewall may block the port; try again later"),
+    /// The forwarding rules could not be fetched.
+    RulesNotFetched = (10203, Err, "the forwarding rules could not be fetched (gateway unreachable on its port, account not allowed, no rules)",
+        "run `pra doctor` to see which step fails, then follow its fix"),
+    /// The gateway's host key differs from the pinned one.
+    HostKeyChanged = (10204, Err, "the gateway's host key differs from the pinned one",
+        "do not connect; ask your administrator for the gateway's fingerprint and set it with `pra server set HOST --host-key SHA256:…`"),
+    /// The key waits for the administrator's approval.
+    KeyPending = (10205, Err, "the key is waiting for the administrator's approval",
+        "ask your administrator to approve the key (its fingerprint: `pra key show`)"),
+    /// The key was revoked by the administrator.
+    KeyRevoked = (10206, Err, "the key was revoked by the administrator",
+        "generate a new key with `pra keygen --force` and have it approved"),
+    /// The gateway refused the key (unknown key, disabled account, or another user's key).
+    KeyRefused = (10207, Err, "the gateway did not accept the key (unknown key, pending, revoked, or disabled account)",
+        "submit the key with `pra key submit --registry URL` and ask your administrator to approve it"),
+    /// The account has no forwarding rules.
+    NoRules = (10208, Err, "the account has no forwarding rules",
+        "ask your administrator to add the forwarding rules for your account"),
+    /// The SSH session with the gateway failed after connecting.
+    GatewayProtocol = (10209, Err, "the connection to the gateway failed during the SSH exchange",
+        "try again; if it persists send `pra logs export` to the helpdesk"),
+    /// The registry cannot be reached.
+    RegistryUnreachable = (10210, Err, "the registry cannot be reached",
+        "check the registry URL your administrator gave you and your connection"),
+    /// The registry answered something that is not its API.
+    RegistryGarbage = (10211, Err, "the registry answered something that is not the PRA API",
+        "check the registry URL (it ends at the host and port, e.g. https://registry.example.com)"),
+    /// The registry refused the request.
+    RegistryRefused = (10212, Err, "the registry refused the request",
+        "read the reason given; ask your administrator if it names your account or key"),
+    /// The connection was lost and is being re-established.
+    Reconnecting = (10220, War, "the connection to the gateway was lost; reconnecting",
+        "nothing to do: forwards resume by themselves when the gateway is reachable again"),
+}
+
+impl Code {
+    /// `ERR(10203)` / `WAR(10102)`.
+    pub fn label(self) -> String {
+        let prefix = match self.severity() {
+            Severity::Err => "ERR",
+            Severity::War => "WAR",
+        };
+        format!("{prefix}({})", self.number())
+    }
+
+    /// Look a code up by its number.
+    pub fn from_number(n: u32) -> Option<Code> {
+        Code::ALL.iter().copied().find(|c| c.number() == n)
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.label())
+    }
+}
+
+/// The one line a user sees: `ERR(10193) what happened: what to do`.
+pub fn line(code: Code, what: &str, fix: &str) -> String {
+    format!("{} {what}: {fix}", code.label())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_codes_keep_their_spelling() {
+        assert_eq!(Code::RulesNotFetched.label(), "ERR(10203)");
+        assert_eq!(Code::KeyNotLoaded.label(), "ERR(10193)");
+        assert_eq!(Code::PortBusy.label(), "WAR(10102)");
+        assert_eq!(Code::HostKeyChanged.label(), "ERR(10204)");
+        assert_eq!(Code::KeyPending.label(), "ERR(10205)");
+        assert_eq!(Code::KeyRevoked.label(), "ERR(10206)");
+        assert_eq!(Code::TargetRefused.label(), "WAR(10103)");
+    }
+
+    #[test]
+    fn numbers_are_unique_and_sorted() {
+        let nums: Vec<u32> = Code::ALL.iter().map(|c| c.number()).collect();
+        let mut sorted = nums.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(nums, sorted);
+        assert!(nums.len() > 20);
+    }
+
+    #[test]
+    fn every_code_round_trips_through_its_number() {
+        for c in Code::ALL {
+            assert_eq!(Code::from_number(c.number()), Some(*c));
+            assert!(!c.summary().is_empty() && !c.fix().is_empty());
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Errors of the registry library.
+
+use pra_proto::api::ApiErrorCode;
+
+/// Everything that can go wrong in the registry, with its stable API code.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// Input failed validation; `field` names what is wrong.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// Which field (e.g. `local port`, `public key`).
+        field: &'static str,
+        /// Why.
+        reason: String,
+        /// Stable code (invalid_field, invalid_public_key, weak_key …).
+        code: ApiErrorCode,
+    },
+    /// Already exists or belongs to someone else.
+    #[error("{0}")]
+    Conflict(String),
+    /// No such record.
+    #[error("{0}")]
+    NotFound(String),
+    /// The database cannot be opened, is damaged, or a query failed.
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+impl RegistryError {
+    /// Stable code for API answers.
+    pub fn code(&self) -> ApiErrorCode {
+        match self {
+            RegistryError::Invalid { code, .. } => *code,
+            RegistryError::Conflict(_) => ApiErrorCode::Conflict,
+            RegistryError::NotFound(_) => ApiErrorCode::NotFound,
+            RegistryError::Database(_) => ApiErrorCode::Internal,
+        }
+    }
+
+    /// Shorthand for an invalid field.
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        RegistryError::Invalid {
+            field,
+            reason: reason.into(),
+            code: ApiErrorCode::InvalidField,
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! PRA registry: key registry store, admin CLI, HTTP API and SSH gateway.
+//!
+//! # Layout
+//! - [`model`]: the records (users, keys, rules, tokens, audit events).
+//! - [`error`]: [`error::RegistryError`] with its stable API code.
+//! - [`store`]: the [`store::Store`] trait and its SQLite backend.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod error;
+pub mod model;
+pub mod store;

@@ -1,0 +1,174 @@
+//! Records kept by the registry.
+
+use pra_proto::api::{Device, KeyStatus};
+use serde::Serialize;
+
+/// Unix time in seconds.
+pub type Timestamp = i64;
+
+/// Seconds since the Unix epoch, now.
+pub fn now() -> Timestamp {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Who made a change: recorded in the audit log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum Actor {
+    /// The admin CLI on the registry host (OS user name).
+    Cli(String),
+    /// An API token, by its name.
+    Token(String),
+    /// An employee's submission through the public API (source address).
+    Submitter(String),
+    /// The gateway itself (gateway id).
+    Gateway(String),
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Actor::Cli(u) => write!(f, "cli:{u}"),
+            Actor::Token(n) => write!(f, "token:{n}"),
+            Actor::Submitter(s) => write!(f, "submitter:{s}"),
+            Actor::Gateway(g) => write!(f, "gateway:{g}"),
+        }
+    }
+}
+
+/// An account allowed to connect.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct User {
+    /// Account name (unique).
+    pub name: String,
+    /// Disabled users cannot log in; their live sessions are ended.
+    pub enabled: bool,
+    /// When the account was created.
+    pub created_at: Timestamp,
+}
+
+/// A registered public key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KeyRecord {
+    /// `SHA256:` fingerprint (unique).
+    pub fingerprint: String,
+    /// Owner.
+    pub user: String,
+    /// OpenSSH public-key line (algorithm, base64, comment).
+    pub public_key: String,
+    /// Key algorithm name (e.g. `ssh-ed25519`).
+    pub algorithm: String,
+    /// The PC the key was made on, as submitted.
+    pub device: Device,
+    /// pending / approved / revoked.
+    pub status: KeyStatus,
+    /// When it was submitted or imported.
+    pub submitted_at: Timestamp,
+    /// Who approved it (actor), if approved.
+    pub approved_by: Option<String>,
+    /// When it was approved.
+    pub approved_at: Option<Timestamp>,
+    /// Who revoked it, if revoked.
+    pub revoked_by: Option<String>,
+    /// When it was revoked.
+    pub revoked_at: Option<Timestamp>,
+    /// Last successful login with it.
+    pub last_seen: Option<Timestamp>,
+}
+
+/// A new key to store (already validated).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewKey {
+    /// `SHA256:` fingerprint.
+    pub fingerprint: String,
+    /// Owner (must exist, or be created when `create_user` is set).
+    pub user: String,
+    /// Normalized OpenSSH public-key line.
+    pub public_key: String,
+    /// Key algorithm name.
+    pub algorithm: String,
+    /// Device description.
+    pub device: Device,
+    /// Initial status (pending for submissions; approved for `import --approve`).
+    pub status: KeyStatus,
+}
+
+/// A fixed forward for one user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RuleRecord {
+    /// Owner.
+    pub user: String,
+    /// Rule name, unique per user.
+    pub name: String,
+    /// Client-side port on 127.0.0.1, unique per user.
+    pub local_port: u16,
+    /// Target host as written by the admin.
+    pub target_host: String,
+    /// Target port.
+    pub target_port: u16,
+}
+
+/// An admin API token (only its hash is stored).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TokenRecord {
+    /// Name given at creation (unique).
+    pub name: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// Last time it authorized a request.
+    pub last_used: Option<Timestamp>,
+}
+
+/// Something worth recording: admin changes, logins, refusals, sessions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditEvent {
+    /// Dotted kind, e.g. `user.add`, `key.approve`, `login.refused`,
+    /// `forward.refused`, `session.start`, `session.end`.
+    pub kind: String,
+    /// Who did it.
+    pub actor: String,
+    /// User concerned, if any.
+    pub user: Option<String>,
+    /// Key fingerprint concerned, if any.
+    pub fingerprint: Option<String>,
+    /// Source address (IP:port) for network events.
+    pub source: Option<String>,
+    /// Free-form details as JSON (reason, target, bytes …). Never secrets.
+    pub detail: serde_json::Value,
+}
+
+/// A stored audit event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    /// Sequence number (increasing).
+    pub id: i64,
+    /// When it happened.
+    pub at: Timestamp,
+    /// The event.
+    #[serde(flatten)]
+    pub event: AuditEvent,
+}
+
+/// Filter for reading the audit log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only this user.
+    pub user: Option<String>,
+    /// Only kinds starting with this prefix (e.g. `login`).
+    pub kind_prefix: Option<String>,
+    /// Only entries with id below this (paging backwards).
+    pub before_id: Option<i64>,
+    /// At most this many, newest first (0 = default 100).
+    pub limit: u32,
+}
+
+/// What the gateway needs to decide a login: key + owner state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginFacts {
+    /// The key, if registered.
+    pub key: Option<KeyRecord>,
+    /// The user named in the login, if it exists.
+    pub user: Option<User>,
+}
