@@ -4,9 +4,19 @@
 //! - [`cli`]: clap definitions of `pra`; [`commands`]: one module per command.
 //! - [`error`]: [`error::ClientError`], each failure with its stable code and fix.
 //! - [`home`]: where config, key and logs live (`--home` / `PRA_HOME`).
+//! - [`config`]: `config.toml` (gateway address, pinned host key, registry URL).
+//! - [`identity`]: the device identity a key is bound to (pure fingerprint + OS reading).
+//! - [`keystore`]: the hardware-bound encrypted key and its public metadata.
+//! - [`passphrase`]: the masked passphrase newtype, from `PRA_PASSPHRASE` or the terminal.
+//! - [`registry_client`]: HTTP client of the registry API (submit, status).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod error;
 pub mod home;
+pub mod identity;
+pub mod keystore;
+pub mod passphrase;
+pub mod registry_client;

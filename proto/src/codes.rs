@@ -94,6 +94,9 @@ codes! {
     /// The user name given for a key is not acceptable.
     UserNameInvalid = (10196, Err, "the user name is not valid",
         "use the account name your administrator gave you (letters, digits, . _ - @)"),
+    /// The passphrase could not be asked (no terminal) and `PRA_PASSPHRASE` is not set.
+    PassphraseUnavailable = (10197, Err, "the passphrase could not be asked (no terminal)",
+        "run the command in a terminal, or set PRA_PASSPHRASE for scripts"),
     /// The gateway host name does not resolve.
     GatewayNotResolved = (10201, Err, "the gateway name does not resolve",
         "check the address with `pra server show` and your internet connection"),
@@ -130,6 +133,9 @@ codes! {
     /// The registry refused the request.
     RegistryRefused = (10212, Err, "the registry refused the request",
         "read the reason given; ask your administrator if it names your account or key"),
+    /// The registry URL given is not a usable http(s) URL.
+    RegistryUrlInvalid = (10213, Err, "the registry URL is not valid",
+        "give the URL your administrator gave you, e.g. https://registry.example.com"),
     /// The connection was lost and is being re-established.
     Reconnecting = (10220, War, "the connection to the gateway was lost; reconnecting",
         "nothing to do: forwards resume by themselves when the gateway is reachable again"),

@@ -1,0 +1,767 @@
+//! The hardware-bound private key and its public metadata.
+//!
+//! Two files in the home folder:
+//! - `pra_ed25519`: an ed25519 key in OpenSSH private-key format, encrypted
+//!   with bcrypt-pbkdf + aes256-ctr. The OpenSSH passphrase is **not** the
+//!   user's: it is HKDF-SHA256 of (device id ‖ user passphrase), so the file
+//!   opens only with both the passphrase and this PC's identity
+//!   ([`crate::identity`]). `ssh-keygen -y -P <passphrase>` cannot open it,
+//!   and neither can the file plus the passphrase on another PC. Mode 0600.
+//! - `pra_ed25519.meta` (TOML): public facts for `pra key show/export`
+//!   without the passphrase (user, public key, created time, what the key is
+//!   bound to) and per-attribute hints ([`crate::identity::hints`]) that let
+//!   a failed unlock name the attribute that changed.
+//!
+//! Both are written atomically (temp file + rename); an existing key is
+//! never replaced without `force`.
+
+use crate::error::{ClientError, ClientResult};
+use crate::home::Home;
+use crate::identity::{self, Attr, Attributes, Identity};
+use crate::passphrase::Passphrase;
+use base64::Engine;
+use hkdf::Hkdf;
+use pra_proto::api::Device;
+use pra_proto::codes::Code;
+use pra_proto::handover::Handover;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use ssh_key::private::{Ed25519Keypair, KeypairData};
+use ssh_key::{Cipher, Kdf, LineEnding, PrivateKey, PublicKey};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+/// bcrypt-pbkdf rounds (OpenSSH's default is 16).
+const BCRYPT_ROUNDS: u32 = 16;
+/// Version of the metadata file.
+const META_FORMAT: u32 = 1;
+/// A key file larger than this is not ours.
+const MAX_KEY_FILE: u64 = 64 * 1024;
+
+/// Public facts about the key, stored in `pra_ed25519.meta`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyMeta {
+    /// Version of this file's layout.
+    pub format: u32,
+    /// Account name the key is for.
+    pub user: String,
+    /// OpenSSH public-key line (comment `user@computer`).
+    pub public_key: String,
+    /// `SHA256:` fingerprint.
+    pub fingerprint: String,
+    /// Unix time of creation.
+    pub created: u64,
+    /// SHA-256 (hex) of the key file as written, to tell "modified" from
+    /// "wrong passphrase".
+    pub key_sha256: String,
+    /// Public device tag ([`identity::DeviceId::tag`]).
+    pub device_tag: String,
+    /// Human description of the PC at creation (OS / model / CPU).
+    pub description: String,
+    /// Salt of the hints (hex).
+    pub hint_salt: String,
+    /// Attribute key → 16-bit salted hash of its value.
+    pub hints: BTreeMap<String, String>,
+    /// Attribute key → value shown to the user (secret attributes: "(set)").
+    pub bound_to: BTreeMap<String, String>,
+}
+
+impl KeyMeta {
+    /// The computer name the key was made on.
+    pub fn computer(&self) -> &str {
+        self.bound_to
+            .get(Attr::Computer.key())
+            .map(String::as_str)
+            .unwrap_or("unknown-pc")
+    }
+
+    /// Device description for the registry and the hand-over file.
+    pub fn device(&self) -> Device {
+        Device {
+            computer: self.computer().to_string(),
+            os_user: self
+                .bound_to
+                .get(Attr::OsUser.key())
+                .cloned()
+                .unwrap_or_default(),
+            description: self.description.clone(),
+            tag: self.device_tag.clone(),
+        }
+    }
+
+    /// One line: what the key is bound to.
+    pub fn bound_summary(&self) -> String {
+        let parts: Vec<String> = Attr::ALL
+            .iter()
+            .filter_map(|a| {
+                let v = self.bound_to.get(a.key())?;
+                Some(if a.is_secret() {
+                    short_label(*a).to_string()
+                } else {
+                    format!("{} {v}", short_label(*a))
+                })
+            })
+            .collect();
+        if parts.is_empty() {
+            "nothing readable (weak binding)".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+fn short_label(a: Attr) -> &'static str {
+    match a {
+        Attr::OsUser => "OS user",
+        Attr::Computer => "computer",
+        Attr::MachineId => "OS machine id",
+        Attr::BoardVendor => "board vendor",
+        Attr::BoardName => "board",
+        Attr::ProductVendor => "PC vendor",
+        Attr::ProductName => "PC model",
+        Attr::CpuBrand => "CPU",
+    }
+}
+
+/// A stored key as seen without the passphrase.
+#[derive(Clone, Debug)]
+pub struct KeyInfo {
+    /// The metadata file.
+    pub meta: KeyMeta,
+    /// The public key (with comment).
+    pub public: PublicKey,
+}
+
+impl KeyInfo {
+    /// `SHA256:` fingerprint.
+    pub fn fingerprint(&self) -> String {
+        pra_proto::fingerprint(&self.public)
+    }
+
+    /// The line `ssh-keygen -l` prints for the public key.
+    pub fn keygen_line(&self) -> String {
+        format!(
+            "256 {} {} (ED25519)",
+            self.fingerprint(),
+            self.public.comment().as_str_lossy()
+        )
+    }
+
+    /// The hand-over file for the administrator.
+    pub fn handover(&self) -> Handover {
+        Handover {
+            public_key: self.meta.public_key.clone(),
+            user: Some(self.meta.user.clone()),
+            device: Some(self.meta.device()),
+        }
+    }
+}
+
+/// `pra_ed25519.meta` next to the key file.
+pub fn meta_file(home: &Home) -> PathBuf {
+    home.key_file().with_extension("meta")
+}
+
+/// Check an account name: 1–64 of letters, digits, `.`, `_`, `-`, `@`,
+/// starting with a letter or digit.
+pub fn check_user(user: &str) -> ClientResult<()> {
+    let ok = !user.is_empty()
+        && user.len() <= 64
+        && user.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ClientError::new(
+            Code::UserNameInvalid,
+            format!(
+                "`{}` is not a valid account name",
+                pra_proto::sanitize::sanitize(user, 80)
+            ),
+        ))
+    }
+}
+
+/// Create a new key bound to this PC. Refuses to replace an existing key
+/// unless `force`. The passphrase must not be empty.
+pub fn generate(home: &Home, user: &str, pass: &Passphrase, force: bool) -> ClientResult<KeyInfo> {
+    generate_with(home, user, pass, &identity::current(), force, unix_now())
+}
+
+/// [`generate`] for a given identity (tests make "other PCs" this way).
+pub(crate) fn generate_with(
+    home: &Home,
+    user: &str,
+    pass: &Passphrase,
+    id: &Identity,
+    force: bool,
+    now: u64,
+) -> ClientResult<KeyInfo> {
+    check_user(user)?;
+    if pass.is_empty() {
+        return Err(ClientError::new(
+            Code::PassphraseRejected,
+            "the passphrase is empty",
+        ));
+    }
+    let key_path = home.key_file();
+    if !force && key_path.exists() {
+        let which = read_public(home)
+            .map(|k| format!(" ({} for {})", k.fingerprint(), k.meta.user))
+            .unwrap_or_default();
+        return Err(ClientError::new(
+            Code::KeyExists,
+            format!("a key already exists at {}{which}", key_path.display()),
+        ));
+    }
+    home.ensure()?;
+
+    let mut seed = Zeroizing::new([0u8; 32]);
+    fill_random(seed.as_mut())?;
+    let mut key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+    let comment = format!("{user}@{}", id.computer_display());
+    key.set_comment(comment.as_str());
+
+    let device_id = identity::fingerprint(&id.attributes);
+    let secret = derive_openssh_passphrase(pass, &device_id);
+    let mut kdf_salt = vec![0u8; 16];
+    fill_random(&mut kdf_salt)?;
+    let mut check = [0u8; 4];
+    fill_random(&mut check)?;
+    let encrypted = key
+        .encrypt_with(
+            Cipher::Aes256Ctr,
+            Kdf::Bcrypt {
+                salt: kdf_salt,
+                rounds: BCRYPT_ROUNDS,
+            },
+            u32::from_be_bytes(check),
+            secret.as_bytes(),
+        )
+        .map_err(|e| internal(format!("cannot encrypt the key: {e}")))?;
+    let pem = encrypted
+        .to_openssh(LineEnding::LF)
+        .map_err(|e| internal(format!("cannot encode the key: {e}")))?;
+
+    let mut hint_salt = [0u8; 16];
+    fill_random(&mut hint_salt)?;
+    let public_line = key
+        .public_key()
+        .to_openssh()
+        .map_err(|e| internal(format!("cannot encode the public key: {e}")))?;
+    let bound_to = Attr::ALL
+        .iter()
+        .filter_map(|a| {
+            let v = id.attributes.value(*a)?;
+            Some((
+                a.key().to_string(),
+                if a.is_secret() {
+                    "(set)".to_string()
+                } else {
+                    v
+                },
+            ))
+        })
+        .collect();
+    let meta = KeyMeta {
+        format: META_FORMAT,
+        user: user.to_string(),
+        public_key: public_line,
+        fingerprint: pra_proto::fingerprint(key.public_key()),
+        created: now,
+        key_sha256: sha256_hex(pem.as_bytes()),
+        device_tag: device_id.tag(),
+        description: id.description(),
+        hint_salt: hex(&hint_salt),
+        hints: identity::hints(&id.attributes, &hint_salt),
+        bound_to,
+    };
+    let meta_text = toml::to_string(&meta)
+        .map_err(|e| internal(format!("cannot encode the key metadata: {e}")))?;
+    // Metadata first: if the key's rename fails, the old key no longer
+    // matches its metadata and says "damaged" instead of opening silently
+    // under wrong facts.
+    write_atomic(&meta_file(home), meta_text.as_bytes(), false)?;
+    write_atomic(&key_path, pem.as_bytes(), true)?;
+    Ok(KeyInfo {
+        meta,
+        public: key.public_key().clone(),
+    })
+}
+
+/// Read the public side of the stored key (no passphrase needed) and check
+/// that the metadata belongs to the key file.
+pub fn read_public(home: &Home) -> ClientResult<KeyInfo> {
+    let (file_key, bytes) = read_key_file(home)?;
+    let meta = read_meta(home)?;
+    let public = PublicKey::from_openssh(&meta.public_key).map_err(|_| {
+        damaged(
+            home,
+            format!("{}: the public key is not valid", meta_file(home).display()),
+        )
+    })?;
+    if public.key_data() != file_key.public_key().key_data() {
+        return Err(damaged(
+            home,
+            format!(
+                "{} belongs to another key than {}",
+                meta_file(home).display(),
+                home.key_file().display()
+            ),
+        ));
+    }
+    if sha256_hex(&bytes) != meta.key_sha256 {
+        return Err(damaged(
+            home,
+            format!(
+                "{} was modified since it was made",
+                home.key_file().display()
+            ),
+        ));
+    }
+    Ok(KeyInfo { meta, public })
+}
+
+/// Unlock the private key with the passphrase on this PC.
+///
+/// Fails with `ERR(10193)` for a wrong passphrase or another PC (naming the
+/// attribute that changed when the hints tell), `ERR(10190)` when there is
+/// no key, `ERR(10192)` when others may read the file, `ERR(10194)` when it
+/// is damaged or modified.
+pub fn load(home: &Home, pass: &Passphrase) -> ClientResult<PrivateKey> {
+    load_with(home, pass, &identity::current().attributes)
+}
+
+/// [`load`] for given attributes (tests make "other PCs" this way).
+pub(crate) fn load_with(
+    home: &Home,
+    pass: &Passphrase,
+    attrs: &Attributes,
+) -> ClientResult<PrivateKey> {
+    let info = read_public(home)?;
+    let (file_key, _) = read_key_file(home)?;
+    if pass.is_empty() {
+        return Err(ClientError::with_fix(
+            Code::KeyNotLoaded,
+            "the key could not be unlocked: the passphrase is empty",
+            "type the passphrase you chose at `pra keygen`",
+        ));
+    }
+    let secret = derive_openssh_passphrase(pass, &identity::fingerprint(attrs));
+    match file_key.decrypt(secret.as_bytes()) {
+        Ok(mut key) => {
+            if key.public_key().key_data() != info.public.key_data() {
+                return Err(damaged(
+                    home,
+                    "the decrypted key does not match its public key",
+                ));
+            }
+            key.set_comment(info.public.comment().clone());
+            Ok(key)
+        }
+        Err(ssh_key::Error::PublicKey) => Err(damaged(
+            home,
+            "the decrypted key does not match its public key",
+        )),
+        Err(_) => Err(unlock_failure(&info.meta, attrs)),
+    }
+}
+
+/// Why unlocking failed: a named attribute change, or the passphrase.
+fn unlock_failure(meta: &KeyMeta, attrs: &Attributes) -> ClientError {
+    let salt = unhex(&meta.hint_salt).unwrap_or_default();
+    let changed = identity::changed(&meta.hints, attrs, &salt);
+    if changed.is_empty() {
+        return ClientError::with_fix(
+            Code::KeyNotLoaded,
+            "the key could not be unlocked: wrong passphrase (this PC's identity is unchanged)",
+            "type the passphrase again; if it is lost, run `pra keygen --force` and have the new key approved",
+        );
+    }
+    let what: Vec<String> = changed
+        .iter()
+        .map(|a| {
+            let was = meta.bound_to.get(a.key());
+            let now = attrs.value(*a);
+            if a.is_secret() {
+                a.label().to_string()
+            } else {
+                format!(
+                    "{} (was {}, now {})",
+                    a.label(),
+                    was.map(String::as_str).unwrap_or("not readable"),
+                    now.as_deref().unwrap_or("not readable")
+                )
+            }
+        })
+        .collect();
+    let verb = if changed.len() == 1 { "has" } else { "have" };
+    ClientError::with_fix(
+        Code::KeyNotLoaded,
+        format!(
+            "the key could not be unlocked: this is not the PC it was made on: {} {verb} changed since the key was made",
+            what.join(", ")
+        ),
+        "generate a new key on this PC with `pra keygen --user NAME --force` and have it approved again",
+    )
+}
+
+fn read_key_file(home: &Home) -> ClientResult<(PrivateKey, Vec<u8>)> {
+    let path = home.key_file();
+    let md = match std::fs::metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ClientError::new(
+                Code::KeyMissing,
+                format!("no key at {}", path.display()),
+            ));
+        }
+        Err(e) => {
+            return Err(ClientError::new(
+                Code::KeyNotLoaded,
+                format!("cannot read {}: {e}", path.display()),
+            ));
+        }
+    };
+    check_private_mode(&path, &md)?;
+    if md.len() > MAX_KEY_FILE {
+        return Err(damaged(
+            home,
+            format!("{} is too large for a key", path.display()),
+        ));
+    }
+    let bytes = std::fs::read(&path).map_err(|e| {
+        ClientError::new(
+            Code::KeyNotLoaded,
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    let key = PrivateKey::from_openssh(&bytes).map_err(|_| {
+        damaged(
+            home,
+            format!(
+                "{} is truncated or not an OpenSSH private key",
+                path.display()
+            ),
+        )
+    })?;
+    let protected = key.is_encrypted()
+        && key.cipher() == Cipher::Aes256Ctr
+        && matches!(key.kdf(), Kdf::Bcrypt { .. })
+        && matches!(key.key_data(), KeypairData::Encrypted(_))
+        && key.public_key().algorithm() == ssh_key::Algorithm::Ed25519;
+    if !protected {
+        return Err(damaged(
+            home,
+            format!(
+                "{} is not a PRA key (not an encrypted ed25519 key)",
+                path.display()
+            ),
+        ));
+    }
+    Ok((key, bytes))
+}
+
+#[cfg(unix)]
+fn check_private_mode(path: &Path, md: &std::fs::Metadata) -> ClientResult<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = md.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(ClientError::with_fix(
+            Code::KeyPermissions,
+            format!(
+                "{} can be read by other users (mode {mode:o})",
+                path.display()
+            ),
+            format!(
+                "run `chmod 600 {}`, or generate a new key if others may have copied it",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private_mode(_path: &Path, _md: &std::fs::Metadata) -> ClientResult<()> {
+    Ok(())
+}
+
+fn read_meta(home: &Home) -> ClientResult<KeyMeta> {
+    let path = meta_file(home);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| damaged(home, format!("cannot read {}: {e}", path.display())))?;
+    let meta: KeyMeta = toml::from_str(&text).map_err(|e| {
+        damaged(
+            home,
+            format!(
+                "{} is damaged: {}",
+                path.display(),
+                e.message().trim_end().replace('\n', " ")
+            ),
+        )
+    })?;
+    if meta.format != META_FORMAT {
+        return Err(damaged(
+            home,
+            format!("{} has unknown format {}", path.display(), meta.format),
+        ));
+    }
+    Ok(meta)
+}
+
+/// The OpenSSH passphrase: HKDF-SHA256 over the device id and the user's
+/// passphrase, as 43 characters of base64. The bcrypt-pbkdf of the OpenSSH
+/// format then makes each guess slow.
+fn derive_openssh_passphrase(pass: &Passphrase, device: &identity::DeviceId) -> Zeroizing<String> {
+    let mut ikm = Zeroizing::new(Vec::with_capacity(32 + pass.expose().len()));
+    ikm.extend_from_slice(device.as_bytes());
+    ikm.extend_from_slice(pass.expose().as_bytes());
+    let hk = Hkdf::<Sha256>::new(Some(b"pra-keystore-v1"), &ikm);
+    let mut okm = Zeroizing::new([0u8; 32]);
+    // 32 bytes is far below HKDF's limit of 255 * 32.
+    if hk.expand(b"openssh-key-passphrase", okm.as_mut()).is_err() {
+        okm.fill(0);
+    }
+    Zeroizing::new(base64::engine::general_purpose::STANDARD_NO_PAD.encode(okm.as_ref()))
+}
+
+fn damaged(home: &Home, what: impl Into<String>) -> ClientError {
+    let _ = home;
+    ClientError::with_fix(
+        Code::KeyDamaged,
+        what,
+        "generate a new key with `pra keygen --user NAME --force` and have it approved again (or restore both files from a backup made on this PC)",
+    )
+}
+
+fn internal(what: String) -> ClientError {
+    ClientError::new(Code::HomeUnwritable, what)
+}
+
+fn fill_random(buf: &mut [u8]) -> ClientResult<()> {
+    getrandom::fill(buf).map_err(|e| {
+        ClientError::with_fix(
+            Code::HomeUnwritable,
+            format!("the OS random generator failed: {e}"),
+            "try again; nothing was written",
+        )
+    })
+}
+
+/// Write a file atomically: a temporary file in the same folder (mode 0600
+/// when `private`), flushed to disk, then renamed over the target.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> ClientResult<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut rnd = [0u8; 6];
+    fill_random(&mut rnd)?;
+    let tmp = dir.join(format!(".{name}.tmp-{}", hex(&rnd)));
+    let fail = |e: std::io::Error| {
+        ClientError::new(
+            Code::HomeUnwritable,
+            format!("cannot write {}: {e}", path.display()),
+        )
+    };
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(if private { 0o600 } else { 0o644 });
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let result = (|| {
+        let mut f = opts.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail(e));
+    }
+    Ok(())
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex(&Sha256::digest(b))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn pc(computer: &str) -> Identity {
+        Identity {
+            attributes: Attributes {
+                os_user: Some("alice".into()),
+                computer: Some(computer.into()),
+                machine_id: Some("3d1219c7c4c5404aaa1f6d2a48adfda4".into()),
+                board_vendor: Some("Dell Inc.".into()),
+                board_name: Some("0X8DXD".into()),
+                product_vendor: None,
+                product_name: Some("OptiPlex 7090".into()),
+                cpu_brand: Some("Intel(R) Core(TM) i7".into()),
+            },
+            os: Some("Linux".into()),
+        }
+    }
+
+    fn home() -> (tempfile::TempDir, Home) {
+        let d = tempfile::tempdir().unwrap();
+        let h = Home::at(d.path().join("home"));
+        (d, h)
+    }
+
+    #[test]
+    fn round_trip_on_the_same_pc() {
+        let (_d, home) = home();
+        let pass = Passphrase::new("correct horse");
+        let info = generate_with(&home, "alice", &pass, &pc("PC-1"), false, 1000).unwrap();
+        assert_eq!(info.public.comment().as_str_lossy(), "alice@PC-1");
+        assert!(info.meta.public_key.ends_with(" alice@PC-1"));
+        let key = load_with(&home, &pass, &pc("pc-1.corp.example").attributes).unwrap();
+        assert_eq!(key.public_key().key_data(), info.public.key_data());
+        assert_eq!(pra_proto::fingerprint(key.public_key()), info.fingerprint());
+        let again = read_public(&home).unwrap();
+        assert_eq!(again.meta, info.meta);
+        assert!(again.meta.bound_summary().contains("computer pc-1"));
+        assert!(!toml::to_string(&again.meta).unwrap().contains("3d1219c7"));
+    }
+
+    #[test]
+    fn another_pc_or_passphrase_fails_and_says_why() {
+        let (_d, home) = home();
+        let pass = Passphrase::new("correct horse");
+        generate_with(&home, "alice", &pass, &pc("PC-1"), false, 1000).unwrap();
+
+        let e = load_with(&home, &pass, &pc("PC-2").attributes).unwrap_err();
+        assert_eq!(e.code(), Code::KeyNotLoaded);
+        assert!(
+            e.line()
+                .contains("computer name (was pc-1, now pc-2) has changed since the key was made"),
+            "{}",
+            e.line()
+        );
+
+        let mut other = pc("PC-1");
+        other.attributes.machine_id = Some("00112233445566778899aabbccddeeff".into());
+        let e = load_with(&home, &pass, &other.attributes).unwrap_err();
+        assert!(e.line().contains("OS machine id"), "{}", e.line());
+        assert!(!e.line().contains("0011223344"), "{}", e.line());
+
+        let e = load_with(&home, &Passphrase::new("wrong"), &pc("PC-1").attributes).unwrap_err();
+        assert_eq!(e.code(), Code::KeyNotLoaded);
+        assert!(e.line().contains("wrong passphrase"), "{}", e.line());
+
+        let e = load_with(&home, &Passphrase::new(""), &pc("PC-1").attributes).unwrap_err();
+        assert_eq!(e.code(), Code::KeyNotLoaded);
+    }
+
+    #[test]
+    fn never_overwrites_without_force() {
+        let (_d, home) = home();
+        let pass = Passphrase::new("p");
+        let first = generate_with(&home, "alice", &pass, &pc("PC-1"), false, 1).unwrap();
+        let e = generate_with(&home, "alice", &pass, &pc("PC-1"), false, 2).unwrap_err();
+        assert_eq!(e.code(), Code::KeyExists);
+        assert!(e.line().contains(&first.fingerprint()));
+        assert_eq!(read_public(&home).unwrap().meta, first.meta);
+        let second = generate_with(&home, "alice", &pass, &pc("PC-1"), true, 3).unwrap();
+        assert_ne!(second.fingerprint(), first.fingerprint());
+        assert_eq!(
+            read_public(&home).unwrap().fingerprint(),
+            second.fingerprint()
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(home.root())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn bad_input_is_refused() {
+        let (_d, home) = home();
+        assert_eq!(
+            generate_with(&home, "alice", &Passphrase::new(""), &pc("A"), false, 1)
+                .unwrap_err()
+                .code(),
+            Code::PassphraseRejected
+        );
+        for bad in ["", "al ice", "-x", "a/b", "ä"] {
+            assert_eq!(
+                check_user(bad).unwrap_err().code(),
+                Code::UserNameInvalid,
+                "{bad}"
+            );
+        }
+        assert!(!home.key_file().exists());
+        assert_eq!(read_public(&home).unwrap_err().code(), Code::KeyMissing);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_d, home) = home();
+        let pass = Passphrase::new("p");
+        generate_with(&home, "alice", &pass, &pc("A"), false, 1).unwrap();
+        let mode = std::fs::metadata(home.key_file())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::set_permissions(home.key_file(), std::fs::Permissions::from_mode(0o640)).unwrap();
+        let e = load_with(&home, &pass, &pc("A").attributes).unwrap_err();
+        assert_eq!(e.code(), Code::KeyPermissions);
+    }
+
+    #[test]
+    fn hkdf_output_is_not_the_passphrase() {
+        let id = identity::fingerprint(&pc("A").attributes);
+        let other = identity::fingerprint(&pc("B").attributes);
+        let p = Passphrase::new("p");
+        let a = derive_openssh_passphrase(&p, &id);
+        assert_eq!(a.len(), 43);
+        assert_ne!(a.as_str(), "p");
+        assert_ne!(a, derive_openssh_passphrase(&p, &other));
+        assert_ne!(a, derive_openssh_passphrase(&Passphrase::new("q"), &id));
+        assert_eq!(unhex(&hex(&[1, 2, 255])), Some(vec![1, 2, 255]));
+    }
+}

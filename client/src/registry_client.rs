@@ -1,0 +1,346 @@
+//! HTTP client of the registry API: submit a key (`POST /api/v1/keys`) and
+//! ask for its status (`POST /api/v1/keys/status`).
+//!
+//! Every failure is one of three codes: `ERR(10210)` the registry cannot be
+//! reached (refused, DNS, timeout), `ERR(10211)` it answered something that
+//! is not the PRA API (HTML, non-JSON, wrong shape, redirect),
+//! `ERR(10212)` it refused the request (its stable API code is shown).
+//! Blocking (ureq); async callers use `spawn_blocking`.
+
+use crate::error::{ClientError, ClientResult};
+use pra_proto::api::{
+    ApiError, ApiErrorCode, KeyStatus, KeyStatusQuery, KeyStatusReply, KeySubmission,
+};
+use pra_proto::codes::Code;
+use pra_proto::proof::{self, Action};
+use pra_proto::sanitize::sanitize;
+use ssh_key::PrivateKey;
+use std::time::Duration;
+
+/// Connect timeout.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Whole-request timeout: a registry that accepts and stays silent fails
+/// after this long.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest answer read.
+const MAX_BODY: u64 = 64 * 1024;
+
+/// A client for one registry URL.
+#[derive(Debug, Clone)]
+pub struct RegistryClient {
+    base: String,
+    timeout: Duration,
+}
+
+impl RegistryClient {
+    /// Check the URL (`http(s)://host[:port][/prefix]`); `ERR(10213)` if unusable.
+    pub fn new(url: &str) -> ClientResult<RegistryClient> {
+        let url = url.trim();
+        crate::config::check_registry_url(url)
+            .map_err(|e| ClientError::new(Code::RegistryUrlInvalid, format!("registry URL {e}")))?;
+        Ok(RegistryClient {
+            base: url.trim_end_matches('/').to_string(),
+            timeout: REQUEST_TIMEOUT,
+        })
+    }
+
+    /// Use another whole-request timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> RegistryClient {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The base URL (no trailing slash).
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    /// `POST /api/v1/keys`.
+    pub fn submit(&self, body: &KeySubmission) -> ClientResult<KeyStatusReply> {
+        let fp = fingerprint_of_line(&body.public_key);
+        self.post("/api/v1/keys", body, fp.as_deref())
+    }
+
+    /// `POST /api/v1/keys/status`.
+    pub fn status(&self, body: &KeyStatusQuery) -> ClientResult<KeyStatusReply> {
+        let fp = fingerprint_of_line(&body.public_key);
+        self.post("/api/v1/keys/status", body, fp.as_deref())
+    }
+
+    fn post<T: serde::Serialize>(
+        &self,
+        path: &str,
+        body: &T,
+        expect_fp: Option<&str>,
+    ) -> ClientResult<KeyStatusReply> {
+        let url = format!("{}{path}", self.base);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_connect(Some(CONNECT_TIMEOUT.min(self.timeout)))
+            .timeout_global(Some(self.timeout))
+            .user_agent(concat!("pra/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        let mut resp = agent
+            .post(&url)
+            .header("Accept", "application/json")
+            .send_json(body)
+            .map_err(|e| self.transport_error(e))?;
+        let status = resp.status().as_u16();
+        let location = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(|s| sanitize(s, 120));
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_BODY)
+            .read_to_string()
+            .map_err(|e| match e {
+                ureq::Error::Timeout(_) | ureq::Error::Io(_) => self.transport_error(e),
+                _ => self.garbage(format!("HTTP {status} with an unreadable body ({e})")),
+            })?;
+        interpret(&self.base, status, location.as_deref(), &text, expect_fp)
+    }
+
+    fn transport_error(&self, e: ureq::Error) -> ClientError {
+        let what = match &e {
+            ureq::Error::Timeout(_) => format!(
+                "the registry at {} did not answer within {} s",
+                self.base,
+                self.timeout.as_secs_f32()
+            ),
+            ureq::Error::HostNotFound => {
+                format!("the registry host in {} does not resolve", self.base)
+            }
+            ureq::Error::Protocol(_) => {
+                return self.garbage(format!("the answer is not HTTP ({e})"));
+            }
+            _ => format!("cannot reach the registry at {}: {e}", self.base),
+        };
+        ClientError::new(Code::RegistryUnreachable, what)
+    }
+
+    fn garbage(&self, what: String) -> ClientError {
+        ClientError::new(
+            Code::RegistryGarbage,
+            format!("{} is not a PRA registry: {what}", self.base),
+        )
+    }
+}
+
+/// Decide what an HTTP answer means (pure).
+fn interpret(
+    base: &str,
+    status: u16,
+    location: Option<&str>,
+    body: &str,
+    expect_fp: Option<&str>,
+) -> ClientResult<KeyStatusReply> {
+    let garbage = |what: String| {
+        ClientError::new(
+            Code::RegistryGarbage,
+            format!("{base} is not a PRA registry: {what}"),
+        )
+    };
+    match status {
+        200..=299 => {
+            let reply: KeyStatusReply = serde_json::from_str(body).map_err(|_| {
+                garbage(format!(
+                    "HTTP {status} with a body that is not a key status ({})",
+                    excerpt(body)
+                ))
+            })?;
+            if let Some(fp) = expect_fp
+                && reply.fingerprint != fp
+            {
+                return Err(garbage(format!(
+                    "it answered about another key ({})",
+                    sanitize(&reply.fingerprint, 60)
+                )));
+            }
+            Ok(reply)
+        }
+        300..=399 => Err(garbage(format!(
+            "HTTP {status} redirect to {}",
+            location.unwrap_or("nowhere")
+        ))),
+        _ => match serde_json::from_str::<ApiError>(body) {
+            Ok(err) => Err(refused(status, &err)),
+            Err(_) => Err(garbage(format!("HTTP {status} ({})", excerpt(body)))),
+        },
+    }
+}
+
+fn refused(status: u16, err: &ApiError) -> ClientError {
+    let fix = match err.code {
+        ApiErrorCode::Conflict => "the key or name belongs to another user: ask your administrator",
+        ApiErrorCode::InvalidProof => {
+            "check that this PC's clock is right (within 5 minutes), then submit again"
+        }
+        ApiErrorCode::RateLimited => "wait a minute, then try again",
+        ApiErrorCode::NotFound => {
+            "ask your administrator whether your account and key exist in the registry"
+        }
+        ApiErrorCode::PayloadTooLarge | ApiErrorCode::BadJson | ApiErrorCode::InvalidField => {
+            "the client and the registry disagree; update pra or tell your administrator"
+        }
+        ApiErrorCode::Internal => "try again later; tell your administrator if it persists",
+        _ => Code::RegistryRefused.fix(),
+    };
+    ClientError::with_fix(
+        Code::RegistryRefused,
+        format!(
+            "registry refused: {} — {} (HTTP {status})",
+            err.code.as_str(),
+            sanitize(&err.message, 200)
+        ),
+        fix,
+    )
+}
+
+fn excerpt(body: &str) -> String {
+    let t = body.trim();
+    if t.is_empty() {
+        "empty body".into()
+    } else {
+        format!("starts with `{}`", sanitize(t, 40))
+    }
+}
+
+fn fingerprint_of_line(line: &str) -> Option<String> {
+    ssh_key::PublicKey::from_openssh(line)
+        .ok()
+        .map(|k| pra_proto::fingerprint(&k))
+}
+
+/// Ask the registry for the status of this key (proof signed with
+/// [`Action::Status`]). Use [`status_error`] to turn pending/revoked into
+/// `ERR(10205)` / `ERR(10206)`.
+pub fn key_status(
+    registry_url: &str,
+    key: &PrivateKey,
+    user: &str,
+) -> ClientResult<KeyStatusReply> {
+    let client = RegistryClient::new(registry_url)?;
+    let proof =
+        proof::sign(key, Action::Status, user, crate::keystore::unix_now()).map_err(|e| {
+            ClientError::new(
+                Code::KeyNotLoaded,
+                format!("cannot sign the status request: {e}"),
+            )
+        })?;
+    let public_key = key.public_key().to_openssh().map_err(|e| {
+        ClientError::new(
+            Code::KeyDamaged,
+            format!("cannot encode the public key: {e}"),
+        )
+    })?;
+    client.status(&KeyStatusQuery {
+        user: user.to_string(),
+        public_key,
+        proof,
+    })
+}
+
+/// `ERR(10205)` for a pending key, `ERR(10206)` for a revoked one, `None`
+/// for an approved key.
+pub fn status_error(reply: &KeyStatusReply) -> Option<ClientError> {
+    let fp = sanitize(&reply.fingerprint, 60);
+    match reply.status {
+        KeyStatus::Approved => None,
+        KeyStatus::Pending => Some(ClientError::new(
+            Code::KeyPending,
+            format!("the key {fp} is waiting for the administrator's approval"),
+        )),
+        KeyStatus::Revoked => Some(ClientError::new(
+            Code::KeyRevoked,
+            format!("the key {fp} was revoked by the administrator"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const FP: &str = "SHA256:O0dkuqEVOSvWvUq+aKlR1ukPo7q1+P3p0zSrdaphI10";
+
+    fn line(r: ClientResult<KeyStatusReply>) -> String {
+        r.unwrap_err().line()
+    }
+
+    #[test]
+    fn answers_are_classified() {
+        let ok = format!(r#"{{"fingerprint":"{FP}","user":"alice","status":"pending"}}"#);
+        let reply = interpret("http://r", 202, None, &ok, Some(FP)).unwrap();
+        assert_eq!(reply.status, KeyStatus::Pending);
+        assert!(
+            line(interpret("http://r", 202, None, &ok, Some("SHA256:x"))).starts_with("ERR(10211)")
+        );
+        for (status, body) in [
+            (200, "<html><body>Welcome to nginx</body></html>"),
+            (200, ""),
+            (200, r#"{"status":"ok","version":"1"}"#),
+            (404, "<html>not found</html>"),
+            (502, "Bad Gateway"),
+        ] {
+            let l = line(interpret("http://r", status, None, body, Some(FP)));
+            assert!(
+                l.starts_with("ERR(10211) http://r is not a PRA registry"),
+                "{status} {body}: {l}"
+            );
+        }
+        let l = line(interpret("http://r", 301, Some("https://r/"), "", Some(FP)));
+        assert!(l.contains("redirect to https://r/"), "{l}");
+        let l = line(interpret(
+            "http://r",
+            409,
+            None,
+            r#"{"code":"conflict","message":"key registered to another user\u001b[31m"}"#,
+            Some(FP),
+        ));
+        assert!(
+            l.starts_with("ERR(10212) registry refused: conflict — key registered to another user\\u{1b}[31m (HTTP 409)"),
+            "{l}"
+        );
+    }
+
+    #[test]
+    fn status_codes() {
+        let mut r = KeyStatusReply {
+            fingerprint: FP.into(),
+            user: "alice".into(),
+            status: KeyStatus::Approved,
+        };
+        assert!(status_error(&r).is_none());
+        r.status = KeyStatus::Pending;
+        assert_eq!(status_error(&r).unwrap().code(), Code::KeyPending);
+        r.status = KeyStatus::Revoked;
+        assert_eq!(status_error(&r).unwrap().code(), Code::KeyRevoked);
+    }
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            RegistryClient::new("https://r.example.com/").unwrap().url(),
+            "https://r.example.com"
+        );
+        for bad in [
+            "r.example.com",
+            "ftp://r",
+            "https://",
+            "https://u:p@r",
+            "http://r/?x",
+        ] {
+            assert_eq!(
+                RegistryClient::new(bad).unwrap_err().code(),
+                Code::RegistryUrlInvalid,
+                "{bad}"
+            );
+        }
+    }
+}
