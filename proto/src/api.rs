@@ -137,6 +137,8 @@ pub enum ApiErrorCode {
     PayloadTooLarge,
     /// Too many requests from this source.
     RateLimited,
+    /// The request (headers or body) was not received in time.
+    RequestTimeout,
     /// The registry failed internally; nothing was changed.
     Internal,
 }
@@ -157,6 +159,7 @@ impl ApiErrorCode {
             ApiErrorCode::Forbidden => "forbidden",
             ApiErrorCode::PayloadTooLarge => "payload_too_large",
             ApiErrorCode::RateLimited => "rate_limited",
+            ApiErrorCode::RequestTimeout => "request_timeout",
             ApiErrorCode::Internal => "internal",
         }
     }
@@ -190,6 +193,7 @@ mod tests {
             (ApiErrorCode::Forbidden, "forbidden"),
             (ApiErrorCode::PayloadTooLarge, "payload_too_large"),
             (ApiErrorCode::RateLimited, "rate_limited"),
+            (ApiErrorCode::RequestTimeout, "request_timeout"),
             (ApiErrorCode::Internal, "internal"),
         ] {
             assert_eq!(code.as_str(), s);

@@ -139,6 +139,25 @@ codes! {
     /// The connection was lost and is being re-established.
     Reconnecting = (10220, War, "the connection to the gateway was lost; reconnecting",
         "nothing to do: forwards resume by themselves when the gateway is reachable again"),
+    /// The registry database cannot be opened or used (unreadable, not a
+    /// database, damaged, or from a newer version). It is never replaced.
+    RegistryDatabase = (10300, Err, "the registry database cannot be opened or used",
+        "check --data / PRA_REGISTRY_DATA and the file's permissions; restore registry.db from a backup (pra-registry never replaces it with an empty one)"),
+    /// An admin gave the registry a value it does not accept.
+    RegistryInvalid = (10301, Err, "the registry refused an invalid value",
+        "correct the value named in the message and run the command again"),
+    /// The record already exists or belongs to someone else.
+    RegistryConflict = (10302, Err, "the record already exists or belongs to another user",
+        "look at the existing record with `pra-registry user list`, `key list` or `rule list`"),
+    /// No such user, key, rule or token.
+    RegistryNotFound = (10303, Err, "no such user, key or rule in the registry",
+        "check the name or fingerprint with `pra-registry user list`, `key list` or `rule list`"),
+    /// The requested database backend is not part of this build.
+    RegistryUnsupported = (10304, Err, "this build of pra-registry does not support the requested database",
+        "unset --database / PRA_DATABASE_URL to use the embedded SQLite database in --data"),
+    /// The registry cannot listen on its address.
+    RegistryListen = (10305, Err, "the registry cannot listen on its address",
+        "choose another address with --api / --ssh, or stop the program that holds the port"),
 }
 
 impl Code {

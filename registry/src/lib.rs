@@ -3,9 +3,11 @@
 //! # Layout
 //! - [`model`]: the records (users, keys, rules, tokens, audit events).
 //! - [`error`]: [`error::RegistryError`] with its stable API code.
+//! - [`validate`]: pure validation of keys, names, ports, hosts, devices.
 //! - [`store`]: the [`store::Store`] trait and its SQLite backend.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod error;
 pub mod model;
 pub mod store;
+pub mod validate;

@@ -10,7 +10,7 @@
 //! The trait is synchronous; async callers run it on the blocking pool
 //! (`tokio::task::spawn_blocking`).
 
-// pub mod sqlite; (added with the SQLite backend)
+pub mod sqlite;
 
 use crate::error::RegistryError;
 use crate::model::*;
