@@ -1,19 +1,143 @@
-//! `pra key show|export|submit` (issue 4).
+//! `pra key show|export|submit`: the public side of the key.
+use crate::config::{Config, RegistrySection};
 use crate::error::{ClientError, ClientResult};
 use crate::home::Home;
+use crate::registry_client::RegistryClient;
+use crate::{keystore, passphrase};
+use pra_proto::api::{KeyStatus, KeySubmission};
 use pra_proto::codes::Code;
+use pra_proto::proof::{self, Action};
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// `pra key show`.
-pub fn show(_home: &Home) -> ClientResult<ExitCode> {
-    Err(ClientError::new(Code::KeyMissing, "not built yet"))
+/// `pra key show`: works without the passphrase.
+pub fn show(home: &Home) -> ClientResult<ExitCode> {
+    let info = keystore::read_public(home)?;
+    println!("fingerprint: {}", info.fingerprint());
+    println!("user: {}", info.meta.user);
+    println!("public key: {}", info.meta.public_key);
+    println!("created: {}", utc(info.meta.created));
+    println!("bound to: {}", info.meta.bound_summary());
+    println!("device: {}", info.meta.description);
+    println!("device tag: {}", info.meta.device_tag);
+    println!("key file: {}", home.key_file().display());
+    Ok(ExitCode::SUCCESS)
 }
-/// `pra key export`.
-pub fn export(_home: &Home, _file: Option<&Path>) -> ClientResult<ExitCode> {
-    Err(ClientError::new(Code::KeyMissing, "not built yet"))
+
+/// `pra key export [FILE]`: the hand-over file to stdout or FILE.
+pub fn export(home: &Home, file: Option<&Path>) -> ClientResult<ExitCode> {
+    let info = keystore::read_public(home)?;
+    let text = info.handover().render();
+    match file {
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())
+                .and_then(|_| out.flush())
+                .map_err(|e| {
+                    ClientError::new(Code::HomeUnwritable, format!("cannot write to stdout: {e}"))
+                })?;
+        }
+        Some(path) => {
+            keystore::write_atomic(path, text.as_bytes(), false).map_err(|e| {
+                ClientError::with_fix(
+                    Code::HomeUnwritable,
+                    e.to_string(),
+                    "choose a file in a folder you can write to",
+                )
+            })?;
+            println!(
+                "wrote the public key of {} ({}) to {}: give this file to your administrator",
+                info.meta.user,
+                info.fingerprint(),
+                path.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
-/// `pra key submit`.
-pub fn submit(_home: &Home, _registry: &str) -> ClientResult<ExitCode> {
-    Err(ClientError::new(Code::KeyMissing, "not built yet"))
+
+/// `pra key submit --registry URL`.
+pub fn submit(home: &Home, registry: &str) -> ClientResult<ExitCode> {
+    let client = RegistryClient::new(registry)?;
+    // A broken config fails here, before anything is sent.
+    let mut cfg = Config::load(home)?;
+    let info = keystore::read_public(home)?;
+    let pass = passphrase::obtain("Passphrase of the key: ", false)?;
+    let key = keystore::load(home, &pass)?;
+    drop(pass);
+    let proof =
+        proof::sign(&key, Action::Submit, &info.meta.user, keystore::unix_now()).map_err(|e| {
+            ClientError::new(
+                Code::KeyNotLoaded,
+                format!("cannot sign the submission: {e}"),
+            )
+        })?;
+    let body = KeySubmission {
+        user: info.meta.user.clone(),
+        public_key: info.meta.public_key.clone(),
+        device: info.meta.device(),
+        proof,
+    };
+    let reply = client.submit(&body)?;
+    let fp = info.fingerprint();
+    println!(
+        "submitted {fp} for {} to {}: {}",
+        info.meta.user,
+        client.url(),
+        reply.status
+    );
+    cfg.registry = Some(RegistrySection {
+        url: client.url().to_string(),
+    });
+    cfg.save(home)?;
+    match reply.status {
+        KeyStatus::Pending => {
+            println!(
+                "pending: ask your administrator to approve the key {fp}, then run `pra connect`"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        KeyStatus::Approved => {
+            println!("approved: you can connect with `pra connect`");
+            Ok(ExitCode::SUCCESS)
+        }
+        KeyStatus::Revoked => Err(ClientError::new(
+            Code::KeyRevoked,
+            format!("the registry says the key {fp} was revoked"),
+        )),
+    }
+}
+
+/// `YYYY-MM-DD HH:MM UTC` for a Unix time.
+fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3_600,
+        (rem % 3_600) / 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13 UTC");
+    }
 }

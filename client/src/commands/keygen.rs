@@ -1,10 +1,41 @@
-//! `pra keygen` (issue 4).
+//! `pra keygen --user NAME [--force]`: create the hardware-bound key.
 use crate::error::{ClientError, ClientResult};
 use crate::home::Home;
+use crate::{keystore, passphrase};
 use pra_proto::codes::Code;
 use std::process::ExitCode;
 
 /// `pra keygen`.
-pub fn run(_home: &Home, _user: &str, _force: bool) -> ClientResult<ExitCode> {
-    Err(ClientError::new(Code::KeyMissing, "not built yet"))
+pub fn run(home: &Home, user: &str, force: bool) -> ClientResult<ExitCode> {
+    keystore::check_user(user)?;
+    // Refuse before asking for a passphrase when the key would not be written.
+    let old = keystore::read_public(home).ok();
+    if !force && home.key_file().exists() {
+        let which = old
+            .as_ref()
+            .map(|k| format!(" ({} for {})", k.fingerprint(), k.meta.user))
+            .unwrap_or_default();
+        return Err(ClientError::new(
+            Code::KeyExists,
+            format!(
+                "a key already exists at {}{which}",
+                home.key_file().display()
+            ),
+        ));
+    }
+    let pass = passphrase::obtain("Passphrase for the new key: ", true)?;
+    let info = keystore::generate(home, user, &pass, force)?;
+    if let Some(old) = old {
+        println!(
+            "replaced the old key {}: it no longer works, the new one must be approved",
+            old.fingerprint()
+        );
+    }
+    println!("created the key of {user} in {}", home.key_file().display());
+    println!("{}", info.keygen_line());
+    println!("bound to: {}", info.meta.bound_summary());
+    println!(
+        "next: hand the public key to your administrator with `pra key submit --registry URL` or `pra key export FILE`"
+    );
+    Ok(ExitCode::SUCCESS)
 }
