@@ -752,6 +752,37 @@ mod tests {
         assert_eq!(e.code(), Code::KeyPermissions);
     }
 
+    /// The file is a standard OpenSSH key: stock `ssh-keygen` opens it with
+    /// the derived passphrase (and only with that, see tests/keygen_cli.rs).
+    #[cfg(unix)]
+    #[test]
+    fn openssh_opens_it_with_the_derived_passphrase_only() {
+        let (_d, home) = home();
+        let pass = Passphrase::new("correct horse");
+        let info = generate_with(&home, "alice", &pass, &pc("PC-1"), false, 1).unwrap();
+        let derived =
+            derive_openssh_passphrase(&pass, &identity::fingerprint(&pc("PC-1").attributes));
+        let run = |p: &str| {
+            std::process::Command::new("ssh-keygen")
+                .args(["-y", "-P", p, "-f"])
+                .arg(home.key_file())
+                .output()
+                .unwrap()
+        };
+        let ok = run(&derived);
+        assert!(ok.status.success(), "{ok:?}");
+        let line = String::from_utf8(ok.stdout).unwrap();
+        assert_eq!(
+            line.split_whitespace().take(2).collect::<Vec<_>>(),
+            info.meta
+                .public_key
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+        );
+        assert!(!run("correct horse").status.success());
+    }
+
     #[test]
     fn hkdf_output_is_not_the_passphrase() {
         let id = identity::fingerprint(&pc("A").attributes);
