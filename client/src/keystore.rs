@@ -6,7 +6,8 @@
 //!   user's: it is HKDF-SHA256 of (device id ‖ user passphrase), so the file
 //!   opens only with both the passphrase and this PC's identity
 //!   ([`crate::identity`]). `ssh-keygen -y -P <passphrase>` cannot open it,
-//!   and neither can the file plus the passphrase on another PC. Mode 0600.
+//!   and neither can the file plus the passphrase on another PC. Mode 0600
+//!   on Unix; on Windows the ACL is reduced to the user alone.
 //! - `pra_ed25519.meta` (TOML): public facts for `pra key show/export`
 //!   without the passphrase (user, public key, created time, what the key is
 //!   bound to) and per-attribute hints ([`crate::identity::hints`]) that let
@@ -582,6 +583,11 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> ClientRe
     let _ = private;
     let result = (|| {
         let mut f = opts.open(&tmp)?;
+        #[cfg(windows)]
+        if private {
+            // Before any secret is written: the file keeps its ACL on rename.
+            restrict_to_user(&tmp)?;
+        }
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
@@ -592,6 +598,30 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> ClientRe
         return Err(fail(e));
     }
     Ok(())
+}
+
+/// Windows: remove inherited permissions (ProgramData is readable by all
+/// users) and give the current user alone full control, with the stock
+/// `icacls` tool.
+#[cfg(windows)]
+fn restrict_to_user(path: &Path) -> std::io::Result<()> {
+    let user = whoami::fallible::username().map_err(std::io::Error::other)?;
+    let status = std::process::Command::new("icacls")
+        .arg(path)
+        .arg("/inheritance:r")
+        .arg("/grant:r")
+        .arg(format!("{user}:F"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "icacls could not restrict the file to {user}"
+        )))
+    }
 }
 
 /// Seconds since the Unix epoch.
