@@ -5,9 +5,15 @@
 //! - [`error`]: [`error::RegistryError`] with its stable API code.
 //! - [`validate`]: pure validation of keys, names, ports, hosts, devices.
 //! - [`store`]: the [`store::Store`] trait and its SQLite backend.
+//! - [`api`]: the HTTP API (public key submission, admin routes).
+//! - [`serve`]: `pra-registry serve`, the API and the SSH gateway side by side.
+//! - [`cli`]: the admin CLI (arguments, commands, one-line failures).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod api;
+pub mod cli;
 pub mod error;
 pub mod model;
+pub mod serve;
 pub mod store;
 pub mod validate;

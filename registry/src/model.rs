@@ -1,7 +1,7 @@
 //! Records kept by the registry.
 
 use pra_proto::api::{Device, KeyStatus};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Unix time in seconds.
 pub type Timestamp = i64;
@@ -39,7 +39,7 @@ impl std::fmt::Display for Actor {
 }
 
 /// An account allowed to connect.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     /// Account name (unique).
     pub name: String,
@@ -50,7 +50,7 @@ pub struct User {
 }
 
 /// A registered public key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRecord {
     /// `SHA256:` fingerprint (unique).
     pub fingerprint: String,
@@ -96,7 +96,7 @@ pub struct NewKey {
 }
 
 /// A fixed forward for one user.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleRecord {
     /// Owner.
     pub user: String,
@@ -111,7 +111,7 @@ pub struct RuleRecord {
 }
 
 /// An admin API token (only its hash is stored).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRecord {
     /// Name given at creation (unique).
     pub name: String,
@@ -122,7 +122,7 @@ pub struct TokenRecord {
 }
 
 /// Something worth recording: admin changes, logins, refusals, sessions.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
     /// Dotted kind, e.g. `user.add`, `key.approve`, `login.refused`,
     /// `forward.refused`, `session.start`, `session.end`.
@@ -140,7 +140,7 @@ pub struct AuditEvent {
 }
 
 /// A stored audit event.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     /// Sequence number (increasing).
     pub id: i64,

@@ -1,0 +1,211 @@
+//! Extractors whose refusals are API errors (`{code, message}`), not axum's
+//! plain-text rejections.
+
+use super::AppState;
+use super::error::ApiFailure;
+use crate::model::TokenRecord;
+use crate::validate;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use pra_proto::api::ApiErrorCode;
+use pra_proto::sanitize::sanitize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+/// A JSON body: at most [`super::MAX_BODY`] bytes (413 otherwise), never a
+/// private key (refused before parsing, so no parser message can quote
+/// it), and valid JSON for `T` (400 `bad_json` otherwise).
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T, S> FromRequest<S> for JsonBody<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiFailure;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
+            if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiFailure::too_large(super::MAX_BODY)
+            } else {
+                ApiFailure::bad_json("the request body could not be read").closing()
+            }
+        })?;
+        if validate::looks_private(&bytes) {
+            return Err(validate::private_key_refused().into());
+        }
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            ApiFailure::bad_json(format!(
+                "the body is not valid JSON for this request: {}",
+                sanitize(&e.to_string(), 200)
+            ))
+        })
+    }
+}
+
+/// Query parameters; a bad one is a 400 `invalid_field`.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiFailure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| ApiQuery(q))
+            .map_err(|e| ApiFailure::invalid(format!("bad query parameters: {}", e.body_text())))
+    }
+}
+
+/// Path parameters; a bad one is a 400 `invalid_field`.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiFailure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(p)| ApiPath(p))
+            .map_err(|e| ApiFailure::invalid(format!("bad path: {}", e.body_text())))
+    }
+}
+
+/// An admin token as sent by a client. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BearerToken(String);
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerToken(MASKED)")
+    }
+}
+
+impl BearerToken {
+    /// Parse an `Authorization` header value: `Bearer TOKEN` with a token
+    /// of visible ASCII. `None` when missing or malformed.
+    pub fn from_header(value: Option<&[u8]>) -> Option<BearerToken> {
+        let v = std::str::from_utf8(value?).ok()?;
+        let (scheme, token) = v.trim().split_once(' ')?;
+        let token = token.trim();
+        if !scheme.eq_ignore_ascii_case("bearer")
+            || token.is_empty()
+            || token.len() > 512
+            || !token.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return None;
+        }
+        Some(BearerToken(token.to_string()))
+    }
+
+    /// Wrap a token string (e.g. one just created).
+    pub fn new(token: String) -> BearerToken {
+        BearerToken(token)
+    }
+
+    /// The secret itself, for sending it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// What the store keeps: lower-case hex SHA-256 of the token.
+    pub fn hash(&self) -> String {
+        token_hash(&self.0)
+    }
+}
+
+/// Lower-case hex SHA-256 of a token.
+pub fn token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// An authenticated admin request: `Authorization: Bearer TOKEN` with a
+/// token the store knows. Missing/malformed → 401, unknown → 403.
+#[derive(Debug)]
+pub struct Admin(pub TokenRecord);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiFailure;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        let Some(token) = BearerToken::from_header(header) else {
+            return Err(ApiFailure::new(
+                StatusCode::UNAUTHORIZED,
+                ApiErrorCode::Unauthorized,
+                "admin routes need `Authorization: Bearer TOKEN` (create one with \
+                 `pra-registry token create --name NAME`)",
+            ));
+        };
+        let hash = token.hash();
+        match super::blocking(state, move |s| s.use_token(&hash)).await? {
+            Some(record) => Ok(Admin(record)),
+            None => {
+                tracing::warn!("admin request with an unknown token refused");
+                Err(ApiFailure::new(
+                    StatusCode::FORBIDDEN,
+                    ApiErrorCode::Forbidden,
+                    "the token is not valid",
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_header_parsing() {
+        for (h, ok) in [
+            (Some(&b"Bearer pra_abc"[..]), true),
+            (Some(b"bearer pra_abc"), true),
+            (Some(b"Bearer  pra_abc "), true),
+            (None, false),
+            (Some(b""), false),
+            (Some(b"Bearer"), false),
+            (Some(b"Bearer "), false),
+            (Some(b"Basic dXNlcjpwdw=="), false),
+            (Some(b"Bearer a b"), false),
+            (Some(b"Bearer \xff\xfe"), false),
+            (Some(b"Bearer a\x01b"), false),
+        ] {
+            assert_eq!(BearerToken::from_header(h).is_some(), ok, "{h:?}");
+        }
+    }
+
+    #[test]
+    fn token_debug_is_masked_and_hash_is_hex() {
+        let t = BearerToken::new("pra_secret".into());
+        assert_eq!(format!("{t:?}"), "BearerToken(MASKED)");
+        assert_eq!(t.hash().len(), 64);
+        assert_eq!(
+            token_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

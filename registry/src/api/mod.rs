@@ -1,0 +1,316 @@
+//! The registry's HTTP API (axum on hyper, HTTP/1.1).
+//!
+//! # Layout
+//! - [`public`]: `GET /api/v1/health`, `POST /api/v1/keys`, `POST /api/v1/keys/status`.
+//! - [`admin`]: `/api/v1/admin/…` behind a bearer token.
+//! - [`extract`]: extractors whose refusals are JSON API errors.
+//! - [`limit`]: per-source rate limiting of the public endpoints.
+//! - [`error`]: [`error::ApiFailure`], every error answer.
+//!
+//! Protections, outermost first: at most [`ApiConfig::max_connections`]
+//! connections; hyper's header read timeout (a client that does not send
+//! its headers in time is disconnected, idle keep-alive connections too);
+//! a whole-request deadline covering body and handler (`408`, connection
+//! closed); `Content-Length` over [`MAX_BODY`] is answered `413` before any
+//! of the body is read, and a streamed body is cut at [`MAX_BODY`] (`413`);
+//! per-source rate limits on the public `POST`s (`429`).
+//!
+//! [`serve`] takes an already-bound listener and a shutdown future.
+
+pub mod admin;
+pub mod error;
+pub mod extract;
+pub mod limit;
+pub mod public;
+
+use crate::store::{Store, StoreResult};
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use error::ApiFailure;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use limit::{RateLimit, RateLimiter};
+use pra_proto::api::ApiErrorCode;
+use pra_proto::sanitize::sanitize;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tower::ServiceExt as _;
+
+/// Largest request body, in bytes.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Tunables of the API server. `Default` is what `serve` uses.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// A client must send a request's complete headers within this time
+    /// (also bounds idle keep-alive connections).
+    pub header_read_timeout: Duration,
+    /// A request (body and handling) must complete within this time.
+    pub request_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// On shutdown, open connections get this long to finish.
+    pub shutdown_grace: Duration,
+    /// Rate limit of `POST /api/v1/keys` per source.
+    pub submit_limit: RateLimit,
+    /// Rate limit of `POST /api/v1/keys/status` per source.
+    pub status_limit: RateLimit,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(15),
+            max_connections: 256,
+            shutdown_grace: Duration::from_secs(5),
+            submit_limit: RateLimit::SUBMIT,
+            status_limit: RateLimit::STATUS,
+        }
+    }
+}
+
+/// What every handler sees.
+#[derive(Clone)]
+pub struct AppState {
+    /// The registry's records.
+    pub store: Arc<dyn Store>,
+    submit_limiter: Arc<RateLimiter>,
+    status_limiter: Arc<RateLimiter>,
+}
+
+impl AppState {
+    /// State over a store, with the configured rate limits.
+    pub fn new(store: Arc<dyn Store>, config: &ApiConfig) -> AppState {
+        AppState {
+            store,
+            submit_limiter: Arc::new(RateLimiter::new(config.submit_limit)),
+            status_limiter: Arc::new(RateLimiter::new(config.status_limit)),
+        }
+    }
+}
+
+/// Run a store call on the blocking pool.
+pub async fn blocking<T, F>(app: &AppState, f: F) -> Result<T, ApiFailure>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
+{
+    let store = app.store.clone();
+    tokio::task::spawn_blocking(move || f(store.as_ref()))
+        .await
+        .map_err(ApiFailure::internal)?
+        .map_err(ApiFailure::from)
+}
+
+/// The complete router, with every protection but the connection-level
+/// ones (those are in [`serve`]).
+pub fn router(store: Arc<dyn Store>, config: &ApiConfig) -> Router {
+    let app = AppState::new(store, config);
+    Router::new()
+        .route("/api/v1/health", get(public::health))
+        .route(
+            "/api/v1/keys",
+            post(public::submit).layer(middleware::from_fn_with_state(app.clone(), limit_submit)),
+        )
+        .route(
+            "/api/v1/keys/status",
+            post(public::status).layer(middleware::from_fn_with_state(app.clone(), limit_status)),
+        )
+        .nest("/api/v1/admin", admin::routes())
+        .fallback(|| async { ApiFailure::no_route() })
+        .method_not_allowed_fallback(|| async {
+            ApiFailure::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                ApiErrorCode::NotFound,
+                "this endpoint does not answer that method",
+            )
+        })
+        .with_state(app)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(content_length_limit))
+        .layer(middleware::from_fn_with_state(
+            config.request_timeout,
+            deadline_and_log,
+        ))
+}
+
+fn peer_ip(req: &Request) -> IpAddr {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        // Without connection info every request shares one bucket: fail closed.
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+fn rate_limited() -> Response {
+    ApiFailure::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        ApiErrorCode::RateLimited,
+        "too many requests from this address; wait a minute and try again",
+    )
+    .into_response()
+}
+
+async fn limit_submit(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    if !app.submit_limiter.allow(peer_ip(&req), Instant::now()) {
+        tracing::warn!(peer = %peer_ip(&req), "key submission rate limited");
+        return rate_limited();
+    }
+    next.run(req).await
+}
+
+async fn limit_status(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    if !app.status_limiter.allow(peer_ip(&req), Instant::now()) {
+        return rate_limited();
+    }
+    next.run(req).await
+}
+
+/// `413` on a declared length over the limit, before reading any of it.
+async fn content_length_limit(req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return ApiFailure::too_large(MAX_BODY).into_response();
+    }
+    next.run(req).await
+}
+
+/// The whole-request deadline (`408`, connection closed) and one log line
+/// per request.
+async fn deadline_and_log(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = sanitize(req.uri().path(), 200);
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_default();
+    let started = Instant::now();
+    let resp = match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiFailure::new(
+            StatusCode::REQUEST_TIMEOUT,
+            ApiErrorCode::RequestTimeout,
+            format!(
+                "the request was not received within {} s",
+                limit.as_secs_f32()
+            ),
+        )
+        .closing()
+        .into_response(),
+    };
+    tracing::info!(
+        %peer,
+        %method,
+        %path,
+        status = resp.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        "api request"
+    );
+    resp
+}
+
+/// Serve the API on an already-bound listener until `shutdown` completes;
+/// then stop accepting, let open connections finish (up to
+/// [`ApiConfig::shutdown_grace`]) and return.
+pub async fn serve(
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    config: ApiConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let router = router(store, &config);
+    let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut conns = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(%e, "api accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        while conns.try_join_next().is_some() {}
+        let router = router.clone();
+        let config = config.clone();
+        let stop = stop_rx.clone();
+        conns.spawn(async move {
+            serve_connection(stream, peer, router, &config, stop).await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(config.shutdown_grace, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            left = conns.len(),
+            "api connections still open at shutdown; closing them"
+        );
+        conns.shutdown().await;
+    }
+    Ok(())
+}
+
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    config: &ApiConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(req.map(axum::body::Body::new))
+        });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .max_buf_size(64 * 1024);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(%peer, %e, "api connection ended with an error");
+            }
+        }
+        () = async { let _ = stop.wait_for(|s| *s).await; } => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}

@@ -1,0 +1,1038 @@
+//! The admin CLI: arguments ([`Cli`]), the validated [`Config`], and the
+//! commands, which print to a writer so tests can read them.
+//!
+//! Every failure is one [`Failure`] line: `ERR(103xx) what happened: what
+//! to do`, exit status non-zero.
+
+use crate::api::admin::{AuditList, KeyList, RuleList, UserList};
+use crate::api::extract::BearerToken;
+use crate::error::RegistryError;
+use crate::model::{Actor, AuditEntry, AuditQuery, KeyRecord, NewKey, RuleRecord, Timestamp};
+use crate::serve::{self, ServeOptions};
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+use crate::validate;
+use base64::Engine as _;
+use clap::{Args, Parser, Subcommand};
+use pra_proto::api::KeyStatus;
+use pra_proto::codes::Code;
+use pra_proto::handover::Handover;
+use pra_proto::sanitize::sanitize;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Default data folder.
+#[cfg(unix)]
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/pra-registry";
+/// Default data folder.
+#[cfg(not(unix))]
+pub const DEFAULT_DATA_DIR: &str = r"C:\ProgramData\pra-registry";
+
+/// Largest file `key import` reads.
+pub const MAX_IMPORT: u64 = 64 * 1024;
+
+/// `pra-registry`: the PRA key registry, admin CLI, HTTP API and SSH gateway.
+#[derive(Debug, Parser)]
+#[command(name = "pra-registry", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The registry's folder (embedded SQLite database, gateway host key).
+    #[arg(long, global = true, value_name = "DIR", env = "PRA_REGISTRY_DATA", default_value = DEFAULT_DATA_DIR)]
+    pub data: PathBuf,
+    /// Use PostgreSQL (postgres://…) instead of the embedded database.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "PRA_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the SSH gateway and the HTTP API (Ctrl-C or SIGTERM stops).
+    Serve(ServeArgs),
+    /// Accounts allowed to connect.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Employees' public keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Fixed forwards per user.
+    #[command(subcommand)]
+    Rule(RuleCommand),
+    /// Show the audit log, newest first.
+    Audit(AuditArgs),
+    /// Admin API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `serve` options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// SSH gateway address.
+    #[arg(long, value_name = "ADDR", default_value = serve::DEFAULT_SSH_ADDR)]
+    pub ssh: String,
+    /// HTTP API address (`127.0.0.1:0` picks a free port; the address is printed).
+    #[arg(long, value_name = "ADDR", default_value = pra_proto::DEFAULT_API_ADDR)]
+    pub api: String,
+}
+
+/// `user …`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an enabled account.
+    Add {
+        /// Account name (letters, digits, . _ @ -).
+        name: String,
+    },
+    /// List the accounts.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable an account: its keys stop working, live sessions end.
+    Disable {
+        /// Account name.
+        name: String,
+    },
+    /// Enable a disabled account again.
+    Enable {
+        /// Account name.
+        name: String,
+    },
+}
+
+/// `key …`.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// List keys with user, device, status and last use.
+    List {
+        /// Only keys with this status.
+        #[arg(long, value_parser = ["pending", "approved", "revoked"])]
+        status: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import a hand-over file (`pra key export`) or a plain OpenSSH public key line.
+    Import {
+        /// The file (`-` reads standard input).
+        file: PathBuf,
+        /// Whose key it is (required for a plain key line; must match a hand-over file's user).
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+        /// Approve it at once.
+        #[arg(long)]
+        approve: bool,
+    },
+    /// Approve a key so it may log in.
+    Approve {
+        /// `SHA256:…` fingerprint, as `key list` shows it.
+        fingerprint: String,
+    },
+    /// Revoke a key for good; its live sessions end.
+    Revoke {
+        /// `SHA256:…` fingerprint, as `key list` shows it.
+        fingerprint: String,
+    },
+}
+
+/// `rule …`.
+#[derive(Debug, Subcommand)]
+pub enum RuleCommand {
+    /// Add a forward: the user's 127.0.0.1:LOCAL → HOST:PORT as seen from the gateway.
+    Add {
+        /// Account name.
+        #[arg(long, value_name = "NAME")]
+        user: String,
+        /// Rule name, unique per user (letters, digits, . _ -).
+        #[arg(long, value_name = "RULE")]
+        name: String,
+        /// Local port on the employee's PC (1–65535).
+        #[arg(long, value_name = "PORT")]
+        local: String,
+        /// Target as HOST:PORT (IPv6 as [ADDR]:PORT).
+        #[arg(long, value_name = "HOST:PORT")]
+        target: String,
+    },
+    /// List rules.
+    List {
+        /// Only this user's rules.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a rule.
+    Remove {
+        /// Account name.
+        #[arg(long, value_name = "NAME")]
+        user: String,
+        /// Rule name.
+        #[arg(long, value_name = "RULE")]
+        name: String,
+    },
+}
+
+/// `audit` options.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only events about this user.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Only kinds starting with this (e.g. `key`, `login`).
+    #[arg(long, value_name = "PREFIX")]
+    pub kind: Option<String>,
+    /// At most this many events (1–1000).
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub limit: u32,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `token …`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an admin API token; it is printed once and only its hash is kept.
+    Create {
+        /// A name for the token (letters, digits, . _ -).
+        #[arg(long, value_name = "NAME")]
+        name: String,
+    },
+}
+
+/// A database URL: may hold a password, so `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(MASKED)")
+    }
+}
+
+/// Where the records are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite in this folder.
+    Sqlite(PathBuf),
+    /// PostgreSQL (not in this build).
+    Postgres(DatabaseUrl),
+}
+
+/// The validated configuration the library works with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The database.
+    pub backend: Backend,
+}
+
+impl Config {
+    /// From the global flags.
+    pub fn from_cli(cli: &Cli) -> Result<Config, Failure> {
+        let backend = match cli.database.as_deref().map(str::trim) {
+            None | Some("") => Backend::Sqlite(cli.data.clone()),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Backend::Postgres(DatabaseUrl(url.to_string()))
+            }
+            Some(_) => {
+                return Err(Failure::new(
+                    Code::RegistryInvalid,
+                    "--database / PRA_DATABASE_URL is not a postgres:// URL",
+                    "give a postgres://… URL, or unset it to use the embedded database in --data",
+                ));
+            }
+        };
+        Ok(Config { backend })
+    }
+
+    /// Open the store.
+    pub fn open_store(&self) -> Result<Arc<dyn Store>, Failure> {
+        match &self.backend {
+            Backend::Sqlite(dir) => Ok(Arc::new(SqliteStore::open(dir)?)),
+            Backend::Postgres(_) => Err(Failure::new(
+                Code::RegistryUnsupported,
+                "this build of pra-registry does not support PostgreSQL yet (--database / PRA_DATABASE_URL is set)",
+                Code::RegistryUnsupported.fix(),
+            )),
+        }
+    }
+}
+
+/// A failure of a command: one line with its code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Stable code.
+    pub code: Code,
+    /// What happened.
+    pub what: String,
+    /// What to do.
+    pub fix: String,
+}
+
+impl Failure {
+    /// A failure with a specific fix.
+    pub fn new(code: Code, what: impl Into<String>, fix: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            what: what.into(),
+            fix: fix.into(),
+        }
+    }
+
+    /// The one line shown.
+    pub fn line(&self) -> String {
+        pra_proto::codes::line(self.code, &self.what, &self.fix)
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.line())
+    }
+}
+
+impl std::error::Error for Failure {}
+
+impl From<RegistryError> for Failure {
+    fn from(e: RegistryError) -> Failure {
+        let code = match &e {
+            RegistryError::Invalid { .. } => Code::RegistryInvalid,
+            RegistryError::Conflict(_) => Code::RegistryConflict,
+            RegistryError::NotFound(_) => Code::RegistryNotFound,
+            RegistryError::Database(_) | RegistryError::HostKey { .. } => Code::RegistryDatabase,
+            RegistryError::Gateway(_) => Code::RegistryListen,
+        };
+        Failure::new(code, sanitize(&e.to_string(), 600), code.fix())
+    }
+}
+
+impl From<serve::BindError> for Failure {
+    fn from(e: serve::BindError) -> Failure {
+        Failure::new(
+            Code::RegistryListen,
+            e.to_string(),
+            Code::RegistryListen.fix(),
+        )
+    }
+}
+
+fn io_failure(what: String) -> Failure {
+    Failure::new(
+        Code::RegistryInvalid,
+        what,
+        "check the file name and its permissions",
+    )
+}
+
+/// `cli:<OS user>`.
+pub fn cli_actor() -> Actor {
+    let name: String = whoami::username()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '$'))
+        .take(64)
+        .collect();
+    Actor::Cli(if name.is_empty() {
+        "unknown".into()
+    } else {
+        name
+    })
+}
+
+/// Run a command; output goes to `out`, notes to `err`.
+pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Failure> {
+    let config = Config::from_cli(&cli)?;
+    let store = config.open_store()?;
+    let w = |r: std::io::Result<()>| {
+        r.map_err(|e| {
+            Failure::new(
+                Code::RegistryInvalid,
+                format!("cannot write the output: {e}"),
+                "check where the output goes",
+            )
+        })
+    };
+    let actor = cli_actor();
+    match cli.command {
+        Command::Serve(args) => serve_command(store, args, out),
+        Command::User(c) => w(user(store.as_ref(), c, &actor, out)?),
+        Command::Key(c) => w(key(store.as_ref(), c, &actor, out)?),
+        Command::Rule(c) => w(rule(store.as_ref(), c, &actor, out)?),
+        Command::Audit(a) => w(audit(store.as_ref(), a, out)?),
+        Command::Token(TokenCommand::Create { name }) => {
+            validate::token_name(&name)?;
+            let mut raw = [0u8; 32];
+            getrandom::fill(&mut raw).map_err(|e| {
+                Failure::new(
+                    Code::RegistryDatabase,
+                    format!("the OS random generator failed: {e}"),
+                    "try again",
+                )
+            })?;
+            let token = BearerToken::new(format!(
+                "pra_{}",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+            ));
+            store.add_token(&name, &token.hash(), &actor)?;
+            w(writeln!(out, "{}", token.expose()))?;
+            w(writeln!(
+                err,
+                "token {name} created; it is shown only this once: store it now \
+                 (send it as `Authorization: Bearer TOKEN`)"
+            ))
+        }
+    }
+}
+
+fn serve_command(
+    store: Arc<dyn Store>,
+    args: ServeArgs,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            Failure::new(
+                Code::RegistryListen,
+                format!("cannot start the runtime: {e}"),
+                "check the system's limits (threads, memory)",
+            )
+        })?;
+    let opts = ServeOptions {
+        ssh: args.ssh,
+        api: args.api,
+        ..ServeOptions::default()
+    };
+    runtime.block_on(async move {
+        let listeners = serve::bind(&opts).await?;
+        let api = listeners.api_addr().map_err(|e| {
+            Failure::new(
+                Code::RegistryListen,
+                format!("the API listener has no address: {e}"),
+                Code::RegistryListen.fix(),
+            )
+        })?;
+        // Tests and scripts read these lines.
+        let _ = writeln!(out, "api listening on {api}");
+        if let Some(ssh) = listeners.ssh_addr() {
+            let _ = writeln!(out, "ssh listening on {ssh}");
+        }
+        let _ = out.flush();
+        serve::run(listeners, store, opts, shutdown_signal())
+            .await
+            .map_err(|e| {
+                Failure::new(
+                    Code::RegistryListen,
+                    format!("the registry stopped: {e}"),
+                    "read the log above for the cause",
+                )
+            })
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%e, "cannot watch SIGTERM; only Ctrl-C stops the registry");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+type Out<'a> = &'a mut dyn Write;
+
+fn json(out: Out<'_>, value: &impl serde::Serialize) -> Result<std::io::Result<()>, Failure> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| {
+        Failure::new(
+            Code::RegistryDatabase,
+            format!("cannot render JSON: {e}"),
+            "report this",
+        )
+    })?;
+    Ok(writeln!(out, "{text}"))
+}
+
+fn user(
+    store: &dyn Store,
+    c: UserCommand,
+    actor: &Actor,
+    out: Out<'_>,
+) -> Result<std::io::Result<()>, Failure> {
+    match c {
+        UserCommand::Add { name } => {
+            let u = store.add_user(&name, actor)?;
+            Ok(writeln!(out, "added user {}", u.name))
+        }
+        UserCommand::List { json: true } => json(
+            out,
+            &UserList {
+                users: store.list_users()?,
+            },
+        ),
+        UserCommand::List { json: false } => {
+            let users = store.list_users()?;
+            if users.is_empty() {
+                return Ok(writeln!(
+                    out,
+                    "no users (add one with `pra-registry user add NAME`)"
+                ));
+            }
+            let keys = store.list_keys(None)?;
+            let rules = store.list_rules(None)?;
+            let rows = users
+                .iter()
+                .map(|u| {
+                    let mine: Vec<&KeyRecord> = keys.iter().filter(|k| k.user == u.name).collect();
+                    let approved = mine
+                        .iter()
+                        .filter(|k| k.status == KeyStatus::Approved)
+                        .count();
+                    let pending = mine
+                        .iter()
+                        .filter(|k| k.status == KeyStatus::Pending)
+                        .count();
+                    vec![
+                        u.name.clone(),
+                        if u.enabled { "enabled" } else { "disabled" }.to_string(),
+                        format!("{approved} approved, {pending} pending"),
+                        rules
+                            .iter()
+                            .filter(|r| r.user == u.name)
+                            .count()
+                            .to_string(),
+                        time(u.created_at),
+                    ]
+                })
+                .collect();
+            Ok(out.write_all(
+                table(&["USER", "STATUS", "KEYS", "RULES", "CREATED (UTC)"], rows).as_bytes(),
+            ))
+        }
+        UserCommand::Disable { name } => {
+            let u = store.set_user_enabled(&name, false, actor)?;
+            Ok(writeln!(
+                out,
+                "disabled user {} (its keys no longer log in)",
+                u.name
+            ))
+        }
+        UserCommand::Enable { name } => {
+            let u = store.set_user_enabled(&name, true, actor)?;
+            Ok(writeln!(out, "enabled user {}", u.name))
+        }
+    }
+}
+
+fn key(
+    store: &dyn Store,
+    c: KeyCommand,
+    actor: &Actor,
+    out: Out<'_>,
+) -> Result<std::io::Result<()>, Failure> {
+    match c {
+        KeyCommand::List {
+            status,
+            json: as_json,
+        } => {
+            let status = status.as_deref().and_then(KeyStatus::parse);
+            let keys = store.list_keys(status)?;
+            if as_json {
+                return json(out, &KeyList { keys });
+            }
+            if keys.is_empty() {
+                return Ok(writeln!(out, "no keys"));
+            }
+            let rows = keys
+                .iter()
+                .map(|k| {
+                    let device = match (k.device.computer.as_str(), k.device.os_user.as_str()) {
+                        ("", "") => "-".to_string(),
+                        (c, "") => c.to_string(),
+                        ("", u) => format!("({u})"),
+                        (c, u) => format!("{c} ({u})"),
+                    };
+                    vec![
+                        k.fingerprint.clone(),
+                        k.user.clone(),
+                        k.status.to_string(),
+                        k.algorithm.clone(),
+                        device,
+                        time(k.submitted_at),
+                        k.last_seen.map_or("never".into(), time),
+                    ]
+                })
+                .collect();
+            Ok(out.write_all(
+                table(
+                    &[
+                        "FINGERPRINT",
+                        "USER",
+                        "STATUS",
+                        "TYPE",
+                        "DEVICE",
+                        "SUBMITTED (UTC)",
+                        "LAST SEEN",
+                    ],
+                    rows,
+                )
+                .as_bytes(),
+            ))
+        }
+        KeyCommand::Import {
+            file,
+            user,
+            approve,
+        } => import(store, &file, user, approve, actor, out),
+        KeyCommand::Approve { fingerprint } => {
+            let fp = validate::fingerprint(&fingerprint)?;
+            let k = store.set_key_status(fp, KeyStatus::Approved, actor)?;
+            Ok(writeln!(out, "approved {} of {}", k.fingerprint, k.user))
+        }
+        KeyCommand::Revoke { fingerprint } => {
+            let fp = validate::fingerprint(&fingerprint)?;
+            let k = store.set_key_status(fp, KeyStatus::Revoked, actor)?;
+            Ok(writeln!(out, "revoked {} of {}", k.fingerprint, k.user))
+        }
+    }
+}
+
+fn read_import(file: &PathBuf) -> Result<Vec<u8>, Failure> {
+    let shown = sanitize(&file.display().to_string(), 200);
+    let mut bytes = Vec::new();
+    if file.as_os_str() == "-" {
+        std::io::stdin()
+            .take(MAX_IMPORT + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| io_failure(format!("cannot read standard input: {e}")))?;
+    } else {
+        std::fs::File::open(file)
+            .and_then(|f| f.take(MAX_IMPORT + 1).read_to_end(&mut bytes))
+            .map_err(|e| io_failure(format!("cannot read {shown}: {e}")))?;
+    }
+    if bytes.len() as u64 > MAX_IMPORT {
+        return Err(Failure::new(
+            Code::RegistryInvalid,
+            format!("{shown} is larger than {MAX_IMPORT} bytes; it is not a public key file"),
+            "import the file written by `pra key export`, or the .pub file",
+        ));
+    }
+    Ok(bytes)
+}
+
+fn import(
+    store: &dyn Store,
+    file: &PathBuf,
+    user: Option<String>,
+    approve: bool,
+    actor: &Actor,
+    out: Out<'_>,
+) -> Result<std::io::Result<()>, Failure> {
+    let bytes = read_import(file)?;
+    // Before anything could quote the file: a private key is refused whole.
+    if validate::looks_private(&bytes) {
+        return Err(validate::private_key_refused().into());
+    }
+    let text = String::from_utf8(bytes).map_err(|_| {
+        Failure::from(RegistryError::Invalid {
+            field: "public key",
+            reason: "the file is not text".into(),
+            code: pra_proto::api::ApiErrorCode::InvalidPublicKey,
+        })
+    })?;
+    let key_lines = text
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            ["ssh-", "ecdsa-", "sk-"].iter().any(|p| t.starts_with(p))
+        })
+        .count();
+    if key_lines > 1 {
+        return Err(RegistryError::Invalid {
+            field: "public key",
+            reason: format!("the file holds {key_lines} keys; import exactly one key per file"),
+            code: pra_proto::api::ApiErrorCode::InvalidPublicKey,
+        }
+        .into());
+    }
+    let handover = Handover::parse(&text).map_err(|e| RegistryError::Invalid {
+        field: "hand-over file",
+        reason: e.to_string(),
+        code: pra_proto::api::ApiErrorCode::InvalidPublicKey,
+    })?;
+    let key = validate::public_key(&handover.public_key)?;
+    let user = match (user, handover.user) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(Failure::new(
+                Code::RegistryInvalid,
+                format!(
+                    "the file is for user {} but --user says {}",
+                    sanitize(&b, 64),
+                    sanitize(&a, 64)
+                ),
+                "check whose key this is; drop --user to use the file's user",
+            ));
+        }
+        (Some(u), _) | (None, Some(u)) => u,
+        (None, None) => {
+            return Err(Failure::new(
+                Code::RegistryInvalid,
+                "the file does not name a user",
+                "say whose key it is with --user NAME",
+            ));
+        }
+    };
+    validate::user_name(&user)?;
+    let device = validate::device(&handover.device.unwrap_or_default())?;
+    let new_user = store.get_user(&user)?.is_none();
+    let fingerprint = key.fingerprint.clone();
+    let result = store.add_key(
+        NewKey {
+            fingerprint: key.fingerprint,
+            user: user.clone(),
+            public_key: key.line,
+            algorithm: key.algorithm,
+            device,
+            status: if approve {
+                KeyStatus::Approved
+            } else {
+                KeyStatus::Pending
+            },
+        },
+        true,
+        actor,
+    );
+    let (record, created) = match result {
+        Err(RegistryError::Conflict(_)) => {
+            let owner = store
+                .get_key(&fingerprint)?
+                .map(|k| k.user)
+                .unwrap_or_default();
+            return Err(Failure::new(
+                Code::RegistryConflict,
+                format!("key {fingerprint} is already registered to user {owner}"),
+                "a key belongs to one user; the employee generates a new key for this account",
+            ));
+        }
+        other => other?,
+    };
+    let record = if !created && approve && record.status == KeyStatus::Pending {
+        store.set_key_status(&record.fingerprint, KeyStatus::Approved, actor)?
+    } else {
+        record
+    };
+    if record.status == KeyStatus::Revoked && approve {
+        return Err(RegistryError::Conflict(format!(
+            "key {} was revoked and cannot be approved again",
+            record.fingerprint
+        ))
+        .into());
+    }
+    let mut msg = String::new();
+    if created && new_user {
+        msg.push_str(&format!("created user {user}\n"));
+    }
+    if created {
+        msg.push_str(&format!(
+            "imported {} ({}) for {}: {}\n",
+            record.fingerprint, record.algorithm, record.user, record.status
+        ));
+    } else {
+        msg.push_str(&format!(
+            "{} is already registered for {}: {}\n",
+            record.fingerprint, record.user, record.status
+        ));
+    }
+    if record.status == KeyStatus::Pending {
+        msg.push_str(&format!(
+            "approve it with: pra-registry key approve {}\n",
+            record.fingerprint
+        ));
+    }
+    Ok(out.write_all(msg.as_bytes()))
+}
+
+/// `HOST:PORT` for display (IPv6 in brackets).
+pub fn show_target(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+fn rule(
+    store: &dyn Store,
+    c: RuleCommand,
+    actor: &Actor,
+    out: Out<'_>,
+) -> Result<std::io::Result<()>, Failure> {
+    match c {
+        RuleCommand::Add {
+            user,
+            name,
+            local,
+            target,
+        } => {
+            let local = validate::port_text("local port", &local)?;
+            let (host, port) = validate::target(&target)?;
+            let r = validate::rule(&user, &name, i64::from(local), &host, i64::from(port))?;
+            let r = store.add_rule(r, actor)?;
+            Ok(writeln!(
+                out,
+                "added rule {} for {}: 127.0.0.1:{} -> {}",
+                r.name,
+                r.user,
+                r.local_port,
+                show_target(&r.target_host, r.target_port)
+            ))
+        }
+        RuleCommand::List {
+            user,
+            json: as_json,
+        } => {
+            let rules = store.list_rules(user.as_deref())?;
+            if as_json {
+                return json(out, &RuleList { rules });
+            }
+            if rules.is_empty() {
+                return Ok(writeln!(out, "no rules"));
+            }
+            let rows = rules
+                .iter()
+                .map(|r: &RuleRecord| {
+                    vec![
+                        r.user.clone(),
+                        r.name.clone(),
+                        format!("127.0.0.1:{}", r.local_port),
+                        show_target(&r.target_host, r.target_port),
+                    ]
+                })
+                .collect();
+            Ok(out.write_all(table(&["USER", "RULE", "LOCAL", "TARGET"], rows).as_bytes()))
+        }
+        RuleCommand::Remove { user, name } => {
+            store.remove_rule(&user, &name, actor)?;
+            Ok(writeln!(out, "removed rule {name} of {user}"))
+        }
+    }
+}
+
+fn audit(store: &dyn Store, a: AuditArgs, out: Out<'_>) -> Result<std::io::Result<()>, Failure> {
+    if !(1..=1000).contains(&a.limit) {
+        return Err(RegistryError::invalid("limit", "give a number from 1 to 1000").into());
+    }
+    let events = store.audit(&AuditQuery {
+        user: a.user,
+        kind_prefix: a.kind,
+        before_id: None,
+        limit: a.limit,
+    })?;
+    if a.json {
+        return json(out, &AuditList { events });
+    }
+    if events.is_empty() {
+        return Ok(writeln!(out, "no events"));
+    }
+    let rows = events.iter().map(audit_row).collect();
+    Ok(out.write_all(
+        table(
+            &[
+                "ID",
+                "TIME (UTC)",
+                "EVENT",
+                "ACTOR",
+                "USER",
+                "SOURCE",
+                "DETAIL",
+            ],
+            rows,
+        )
+        .as_bytes(),
+    ))
+}
+
+fn audit_row(e: &AuditEntry) -> Vec<String> {
+    let mut detail = Vec::new();
+    if let Some(fp) = &e.event.fingerprint {
+        detail.push(fp.clone());
+    }
+    match &e.event.detail {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let v = match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                detail.push(format!("{k}={v}"));
+            }
+        }
+        serde_json::Value::Null => {}
+        other => detail.push(other.to_string()),
+    }
+    vec![
+        e.id.to_string(),
+        time_seconds(e.at),
+        e.event.kind.clone(),
+        e.event.actor.clone(),
+        e.event.user.clone().unwrap_or_else(|| "-".into()),
+        e.event.source.clone().unwrap_or_else(|| "-".into()),
+        sanitize(&detail.join(" "), 160),
+    ]
+}
+
+/// Left-aligned columns separated by two spaces; every cell sanitized.
+pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|r| r.into_iter().map(|c| sanitize(&c, 200)).collect())
+        .collect();
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                let pad = widths
+                    .get(i)
+                    .copied()
+                    .unwrap_or(0)
+                    .saturating_sub(c.chars().count());
+                s.push_str(c);
+                s.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        s.truncate(s.trim_end().len());
+        s.push('\n');
+        s
+    };
+    let mut out = line(headers.to_vec());
+    for r in &rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// `YYYY-MM-DD HH:MM` in UTC.
+pub fn time(ts: Timestamp) -> String {
+    let (y, m, d) = civil(ts.div_euclid(86_400));
+    let secs = ts.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        secs / 3600,
+        secs % 3600 / 60
+    )
+}
+
+/// `YYYY-MM-DD HH:MM:SS` in UTC.
+pub fn time_seconds(ts: Timestamp) -> String {
+    format!("{}:{:02}", time(ts), ts.rem_euclid(60))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn times_are_utc_calendar_dates() {
+        for (ts, want) in [
+            (0, "1970-01-01 00:00"),
+            (951_782_400, "2000-02-29 00:00"),
+            (1_795_458_517, "2026-11-23 18:28"),
+            (4_102_444_799, "2099-12-31 23:59"),
+            (-1, "1969-12-31 23:59"),
+        ] {
+            assert_eq!(time(ts), want, "{ts}");
+        }
+        assert_eq!(time_seconds(61), "1970-01-01 00:01:01");
+    }
+
+    #[test]
+    fn tables_align_and_sanitize() {
+        let t = table(
+            &["A", "LONGER"],
+            vec![
+                vec!["xyz".into(), "1".into()],
+                vec!["\x1b[31m".into(), "2".into()],
+            ],
+        );
+        assert_eq!(t, "A           LONGER\nxyz         1\n\\u{1b}[31m  2\n");
+    }
+
+    #[test]
+    fn database_url_is_masked_and_postgres_is_refused_honestly() {
+        let cli = Cli::parse_from([
+            "pra-registry",
+            "--database",
+            "postgres://admin:hunter2@db/pra",
+            "user",
+            "list",
+        ]);
+        let config = Config::from_cli(&cli).unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let line = config.open_store().err().unwrap().line();
+        assert!(line.starts_with("ERR(10304) "), "{line}");
+        assert!(line.contains("does not support PostgreSQL yet"));
+        assert!(!line.contains("hunter2"));
+        let cli = Cli::parse_from(["pra-registry", "--database", "mysql://x", "user", "list"]);
+        assert_eq!(
+            Config::from_cli(&cli).unwrap_err().code,
+            Code::RegistryInvalid
+        );
+    }
+
+    #[test]
+    fn targets_display_with_brackets_for_ipv6() {
+        assert_eq!(show_target("::1", 22), "[::1]:22");
+        assert_eq!(show_target("mail.corp", 25), "mail.corp:25");
+    }
+}

@@ -1,0 +1,144 @@
+//! `pra-registry serve`: the HTTP API and the SSH gateway side by side,
+//! sharing one store and one shutdown.
+//!
+//! [`bind`] binds the listeners (so the caller can print the real addresses,
+//! e.g. after `--api 127.0.0.1:0`), [`run`] serves them until the shutdown
+//! future completes, then stops both in order.
+
+use crate::api::{self, ApiConfig};
+use crate::store::Store;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Default address of the SSH gateway.
+pub const DEFAULT_SSH_ADDR: &str = "0.0.0.0:10022";
+
+/// What `serve` listens on.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// SSH gateway address (`--ssh`).
+    pub ssh: String,
+    /// HTTP API address (`--api`).
+    pub api: String,
+    /// API tunables.
+    pub api_config: ApiConfig,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            ssh: DEFAULT_SSH_ADDR.to_string(),
+            api: pra_proto::DEFAULT_API_ADDR.to_string(),
+            api_config: ApiConfig::default(),
+        }
+    }
+}
+
+/// The bound listeners.
+#[derive(Debug)]
+pub struct Listeners {
+    /// HTTP API.
+    pub api: TcpListener,
+    /// SSH gateway; `None` while this build has no gateway.
+    pub ssh: Option<TcpListener>,
+}
+
+/// A listener that could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {what} address {addr}: {source}")]
+pub struct BindError {
+    /// `api` or `ssh`.
+    pub what: &'static str,
+    /// The address as given.
+    pub addr: String,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+async fn bind_one(what: &'static str, addr: &str) -> Result<TcpListener, BindError> {
+    TcpListener::bind(addr).await.map_err(|source| BindError {
+        what,
+        addr: addr.to_string(),
+        source,
+    })
+}
+
+/// Bind the listeners named in `opts`.
+pub async fn bind(opts: &ServeOptions) -> Result<Listeners, BindError> {
+    let api = bind_one("api", &opts.api).await?;
+    // --- SSH gateway listener -------------------------------------------
+    // The gateway (registry/src/gateway/) binds `opts.ssh` here:
+    //     let ssh = Some(bind_one("ssh", &opts.ssh).await?);
+    // Until then nothing listens on --ssh (nothing pretends to).
+    let ssh = None;
+    Ok(Listeners { api, ssh })
+}
+
+impl Listeners {
+    /// Address the API listens on.
+    pub fn api_addr(&self) -> std::io::Result<SocketAddr> {
+        self.api.local_addr()
+    }
+
+    /// Address the SSH gateway listens on, if there is one.
+    pub fn ssh_addr(&self) -> Option<SocketAddr> {
+        self.ssh.as_ref().and_then(|l| l.local_addr().ok())
+    }
+}
+
+/// Serve until `shutdown` completes, then stop every server and return.
+pub async fn run(
+    listeners: Listeners,
+    store: Arc<dyn Store>,
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let mut servers = tokio::task::JoinSet::new();
+    servers.spawn(api::serve(
+        listeners.api,
+        store.clone(),
+        opts.api_config.clone(),
+        stopped(stop_rx.clone()),
+    ));
+
+    // --- SSH gateway ------------------------------------------------------
+    // Started next to the API on the same store and shutdown:
+    //     if let Some(ssh) = listeners.ssh {
+    //         servers.spawn(crate::gateway::run(ssh, store.clone(), stopped(stop_rx.clone())));
+    //     }
+    if listeners.ssh.is_none() {
+        tracing::warn!(ssh = %opts.ssh, "the SSH gateway is not part of this build yet; nothing listens on --ssh");
+    }
+
+    // Run until shutdown is asked for or a server ends by itself (an error).
+    let mut result = Ok(());
+    tokio::select! {
+        () = shutdown => tracing::info!("shutting down"),
+        Some(ended) = servers.join_next() => {
+            result = flatten(ended);
+            tracing::error!("a server stopped unexpectedly; shutting down the others");
+        }
+    }
+    let _ = stop_tx.send(true);
+    while let Some(ended) = servers.join_next().await {
+        if let Err(e) = flatten(ended)
+            && result.is_ok()
+        {
+            result = Err(e);
+        }
+    }
+    result
+}
+
+fn flatten(r: Result<std::io::Result<()>, tokio::task::JoinError>) -> std::io::Result<()> {
+    r.map_err(std::io::Error::other)?
+}
