@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install what building and testing PRA needs on a fresh Debian machine:
+# apt packages for the test peers and cargo components for the gates.
+# Idempotent; safe to run again. Used by scripts/test.sh and scripts/demo.sh.
+set -euo pipefail
+
+APT_PACKAGES="openssh-client openssh-server"
+
+missing=""
+for p in $APT_PACKAGES; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "deps: installing apt packages:$missing"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+for c in rustfmt clippy; do
+  rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+done
