@@ -182,7 +182,7 @@ fn refused(status: u16, err: &ApiError) -> ClientError {
         }
         ApiErrorCode::RateLimited => "wait a minute, then try again",
         ApiErrorCode::NotFound => {
-            "ask your administrator whether your account and key exist in the registry"
+            "check the registry URL, and ask your administrator whether your account exists in the registry"
         }
         ApiErrorCode::PayloadTooLarge | ApiErrorCode::BadJson | ApiErrorCode::InvalidField => {
             "the client and the registry disagree; update pra or tell your administrator"
