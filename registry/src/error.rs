@@ -24,6 +24,17 @@ pub enum RegistryError {
     /// The database cannot be opened, is damaged, or a query failed.
     #[error("database error: {0}")]
     Database(String),
+    /// The SSH gateway's host key cannot be read, created or used.
+    #[error("gateway host key {path}: {reason}")]
+    HostKey {
+        /// The key file.
+        path: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// The SSH gateway cannot keep serving (its listener failed).
+    #[error("ssh gateway: {0}")]
+    Gateway(String),
 }
 
 impl RegistryError {
@@ -33,7 +44,9 @@ impl RegistryError {
             RegistryError::Invalid { code, .. } => *code,
             RegistryError::Conflict(_) => ApiErrorCode::Conflict,
             RegistryError::NotFound(_) => ApiErrorCode::NotFound,
-            RegistryError::Database(_) => ApiErrorCode::Internal,
+            RegistryError::Database(_)
+            | RegistryError::HostKey { .. }
+            | RegistryError::Gateway(_) => ApiErrorCode::Internal,
         }
     }
 
