@@ -77,9 +77,9 @@ pub enum KeyCommand {
     },
     /// Send the public key and device description to the registry.
     Submit {
-        /// Registry URL, e.g. https://registry.example.com
+        /// Registry URL, e.g. https://registry.example.com (default: the one used last time).
         #[arg(long, value_name = "URL")]
-        registry: String,
+        registry: Option<String>,
     },
 }
 

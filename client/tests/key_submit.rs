@@ -323,3 +323,32 @@ fn bad_url_or_broken_config_sends_nothing() {
     );
     assert_eq!(read(&env.config_file()), "[registy]\nurl = \"x\"\n");
 }
+
+#[test]
+fn submit_remembers_the_registry_url() {
+    let env = TestEnv::new();
+    env.keygen("alice");
+    env.run(&["key", "submit"])
+        .err("ERR(10213) no registry URL is known yet: pass --registry URL");
+    for first in [true, false] {
+        let (url, server) = serve_once(|req| {
+            let sub: KeySubmission = serde_json::from_str(&req.body).unwrap();
+            http(
+                "202 Accepted",
+                "application/json",
+                &reply(&sub, KeyStatus::Pending),
+            )
+        });
+        // First time with --registry; the second submit reuses the saved URL
+        // (rewritten to the new responder's address in between).
+        let out = if first {
+            env.run(&["key", "submit", "--registry", &url])
+        } else {
+            std::fs::write(env.config_file(), format!("[registry]\nurl = \"{url}\"\n")).unwrap();
+            env.run(&["key", "submit"])
+        };
+        let req = server.join().unwrap();
+        assert_eq!(req.path, "/api/v1/keys");
+        assert!(out.ok().contains(": pending"), "{out:?}");
+    }
+}

@@ -58,10 +58,20 @@ pub fn export(home: &Home, file: Option<&Path>) -> ClientResult<ExitCode> {
 }
 
 /// `pra key submit --registry URL`.
-pub fn submit(home: &Home, registry: &str) -> ClientResult<ExitCode> {
-    let client = RegistryClient::new(registry)?;
+pub fn submit(home: &Home, registry: Option<&str>) -> ClientResult<ExitCode> {
     // A broken config fails here, before anything is sent.
     let mut cfg = Config::load(home)?;
+    let registry = match registry {
+        Some(url) => url.to_string(),
+        None => cfg.registry_url().map(str::to_string).ok_or_else(|| {
+            ClientError::with_fix(
+                Code::RegistryUrlInvalid,
+                "no registry URL is known yet",
+                "pass --registry URL with the address your administrator gave you (it is remembered after a successful submit)",
+            )
+        })?,
+    };
+    let client = RegistryClient::new(&registry)?;
     let info = keystore::read_public(home)?;
     let pass = passphrase::obtain("Passphrase of the key: ", false)?;
     let key = keystore::load(home, &pass)?;

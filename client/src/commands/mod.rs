@@ -25,7 +25,7 @@ pub fn run(cli: Cli) -> ClientResult<ExitCode> {
         Command::Keygen { user, force } => keygen::run(&home, &user, force),
         Command::Key(KeyCommand::Show) => key::show(&home),
         Command::Key(KeyCommand::Export { file }) => key::export(&home, file.as_deref()),
-        Command::Key(KeyCommand::Submit { registry }) => key::submit(&home, &registry),
+        Command::Key(KeyCommand::Submit { registry }) => key::submit(&home, registry.as_deref()),
         Command::Connect { json } => connect::run(&home, json),
         Command::Doctor { json } => doctor::run(&home, json),
         Command::Logs(LogsCommand::Export { file }) => logs::export(&home, file.as_deref()),
