@@ -158,7 +158,7 @@ pub enum RuleCommand {
         #[arg(long, value_name = "RULE")]
         name: String,
         /// Local port on the employee's PC (1–65535).
-        #[arg(long, value_name = "PORT")]
+        #[arg(long, value_name = "PORT", allow_hyphen_values = true)]
         local: String,
         /// Target as HOST:PORT (IPv6 as [ADDR]:PORT).
         #[arg(long, value_name = "HOST:PORT")]
