@@ -9,6 +9,7 @@
 //! - [`keystore`]: the hardware-bound encrypted key and its public metadata.
 //! - [`passphrase`]: the masked passphrase newtype, from `PRA_PASSPHRASE` or the terminal.
 //! - [`registry_client`]: HTTP client of the registry API (submit, status).
+//! - [`tunnel`]: connect, rules, forwards, reconnect; [`tunnel::TunnelState`] for CLI and GUI.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod cli;
@@ -20,3 +21,4 @@ pub mod identity;
 pub mod keystore;
 pub mod passphrase;
 pub mod registry_client;
+pub mod tunnel;

@@ -73,6 +73,9 @@ codes! {
     /// A log bundle could not be written.
     LogExportFailed = (10105, Err, "the log bundle could not be written",
         "choose another output file or free some disk space"),
+    /// A rule's local port cannot be opened for a reason other than "in use".
+    PortDenied = (10106, War, "a local port for a forward cannot be opened (not allowed by the system); the other forwards keep working",
+        "ask your administrator to move the rule to a local port above 1024, or allow this program to listen on it"),
     /// The key file does not exist.
     KeyMissing = (10190, Err, "no key has been generated on this PC",
         "run `pra keygen --user NAME`, then hand the public key to your administrator"),
