@@ -666,6 +666,8 @@ fn import(
             code: pra_proto::api::ApiErrorCode::InvalidPublicKey,
         })
     })?;
+    // Files saved by Windows editors may start with a byte-order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let key_lines = text
         .lines()
         .filter(|l| {
@@ -681,7 +683,7 @@ fn import(
         }
         .into());
     }
-    let handover = Handover::parse(&text).map_err(|e| RegistryError::Invalid {
+    let handover = Handover::parse(text).map_err(|e| RegistryError::Invalid {
         field: "hand-over file",
         reason: e.to_string(),
         code: pra_proto::api::ApiErrorCode::InvalidPublicKey,

@@ -187,3 +187,16 @@ fn conflicting_owner_and_mismatched_user_are_refused() {
         r.stderr()
     );
 }
+
+#[test]
+fn windows_line_ends_and_byte_order_mark_are_fine() {
+    let env = TestEnv::new();
+    env.ok(&["user", "add", "alice"]);
+    let crlf = format!("\u{feff}{}", handover(8, "alice").replace('\n', "\r\n"));
+    let file = env.file("win.pra", crlf);
+    let out = env.ok(&["key", "import", file.to_str().unwrap()]);
+    assert!(out.contains(&fingerprint(&ed25519(8))), "{out}");
+    let k = &env.json(&["key", "list", "--json"])["keys"][0];
+    assert_eq!(k["device"]["computer"], "PC-01");
+    assert_eq!(k["public_key"], line(&ed25519(8)).as_str());
+}
