@@ -328,6 +328,20 @@ pub fn read_public(home: &Home) -> ClientResult<KeyInfo> {
     Ok(KeyInfo { meta, public })
 }
 
+/// Write the hand-over file of the stored key (what `pra key export FILE`
+/// writes) to `path`; returns the key it describes.
+pub fn export_public(home: &Home, path: &Path) -> ClientResult<KeyInfo> {
+    let info = read_public(home)?;
+    write_atomic(path, info.handover().render().as_bytes(), false).map_err(|e| {
+        ClientError::with_fix(
+            Code::HomeUnwritable,
+            e.to_string(),
+            "choose a file in a folder you can write to",
+        )
+    })?;
+    Ok(info)
+}
+
 /// Unlock the private key with the passphrase on this PC.
 ///
 /// Fails with `ERR(10193)` for a wrong passphrase or another PC (naming the

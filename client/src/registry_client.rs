@@ -245,6 +245,74 @@ pub fn key_status(
     })
 }
 
+/// What [`submit_key`] did.
+#[derive(Clone, Debug)]
+pub struct Submitted {
+    /// The registry's answer (pending, approved or revoked).
+    pub reply: KeyStatusReply,
+    /// The registry's base URL, now remembered in `config.toml`.
+    pub url: String,
+    /// Account the key is for.
+    pub user: String,
+    /// `SHA256:` fingerprint of the key.
+    pub fingerprint: String,
+}
+
+/// Send the stored public key and the device description to the registry
+/// (signed with the key as proof of possession) and remember the URL in
+/// `config.toml`. `registry` `None` uses the remembered URL. The passphrase
+/// is asked through `passphrase` only after the config, the URL and the key
+/// file were found usable.
+pub fn submit_key(
+    home: &crate::home::Home,
+    registry: Option<&str>,
+    passphrase: impl FnOnce() -> ClientResult<crate::passphrase::Passphrase>,
+) -> ClientResult<Submitted> {
+    use crate::config::{Config, RegistrySection};
+    use crate::keystore;
+    // A broken config fails here, before anything is sent.
+    let mut cfg = Config::load(home)?;
+    let registry = match registry {
+        Some(url) => url.to_string(),
+        None => cfg.registry_url().map(str::to_string).ok_or_else(|| {
+            ClientError::with_fix(
+                Code::RegistryUrlInvalid,
+                "no registry URL is known yet",
+                "pass --registry URL with the address your administrator gave you (it is remembered after a successful submit)",
+            )
+        })?,
+    };
+    let client = RegistryClient::new(&registry)?;
+    let info = keystore::read_public(home)?;
+    let pass = passphrase()?;
+    let key = keystore::load(home, &pass)?;
+    drop(pass);
+    let proof =
+        proof::sign(&key, Action::Submit, &info.meta.user, keystore::unix_now()).map_err(|e| {
+            ClientError::new(
+                Code::KeyNotLoaded,
+                format!("cannot sign the submission: {e}"),
+            )
+        })?;
+    let body = KeySubmission {
+        user: info.meta.user.clone(),
+        public_key: info.meta.public_key.clone(),
+        device: info.meta.device(),
+        proof,
+    };
+    let reply = client.submit(&body)?;
+    cfg.registry = Some(RegistrySection {
+        url: client.url().to_string(),
+    });
+    cfg.save(home)?;
+    Ok(Submitted {
+        reply,
+        url: client.url().to_string(),
+        user: info.meta.user.clone(),
+        fingerprint: info.fingerprint(),
+    })
+}
+
 /// `ERR(10205)` for a pending key, `ERR(10206)` for a revoked one, `None`
 /// for an approved key.
 pub fn status_error(reply: &KeyStatusReply) -> Option<ClientError> {

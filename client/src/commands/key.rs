@@ -1,12 +1,9 @@
 //! `pra key show|export|submit`: the public side of the key.
-use crate::config::{Config, RegistrySection};
 use crate::error::{ClientError, ClientResult};
 use crate::home::Home;
-use crate::registry_client::RegistryClient;
-use crate::{keystore, passphrase};
-use pra_proto::api::{KeyStatus, KeySubmission};
+use crate::{keystore, passphrase, registry_client};
+use pra_proto::api::KeyStatus;
 use pra_proto::codes::Code;
-use pra_proto::proof::{self, Action};
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -39,13 +36,7 @@ pub fn export(home: &Home, file: Option<&Path>) -> ClientResult<ExitCode> {
                 })?;
         }
         Some(path) => {
-            keystore::write_atomic(path, text.as_bytes(), false).map_err(|e| {
-                ClientError::with_fix(
-                    Code::HomeUnwritable,
-                    e.to_string(),
-                    "choose a file in a folder you can write to",
-                )
-            })?;
+            keystore::export_public(home, path)?;
             println!(
                 "wrote the public key of {} ({}) to {}: give this file to your administrator",
                 info.meta.user,
@@ -59,49 +50,15 @@ pub fn export(home: &Home, file: Option<&Path>) -> ClientResult<ExitCode> {
 
 /// `pra key submit --registry URL`.
 pub fn submit(home: &Home, registry: Option<&str>) -> ClientResult<ExitCode> {
-    // A broken config fails here, before anything is sent.
-    let mut cfg = Config::load(home)?;
-    let registry = match registry {
-        Some(url) => url.to_string(),
-        None => cfg.registry_url().map(str::to_string).ok_or_else(|| {
-            ClientError::with_fix(
-                Code::RegistryUrlInvalid,
-                "no registry URL is known yet",
-                "pass --registry URL with the address your administrator gave you (it is remembered after a successful submit)",
-            )
-        })?,
-    };
-    let client = RegistryClient::new(&registry)?;
-    let info = keystore::read_public(home)?;
-    let pass = passphrase::obtain("Passphrase of the key: ", false)?;
-    let key = keystore::load(home, &pass)?;
-    drop(pass);
-    let proof =
-        proof::sign(&key, Action::Submit, &info.meta.user, keystore::unix_now()).map_err(|e| {
-            ClientError::new(
-                Code::KeyNotLoaded,
-                format!("cannot sign the submission: {e}"),
-            )
-        })?;
-    let body = KeySubmission {
-        user: info.meta.user.clone(),
-        public_key: info.meta.public_key.clone(),
-        device: info.meta.device(),
-        proof,
-    };
-    let reply = client.submit(&body)?;
-    let fp = info.fingerprint();
+    let done = registry_client::submit_key(home, registry, || {
+        passphrase::obtain("Passphrase of the key: ", false)
+    })?;
+    let fp = &done.fingerprint;
     println!(
         "submitted {fp} for {} to {}: {}",
-        info.meta.user,
-        client.url(),
-        reply.status
+        done.user, done.url, done.reply.status
     );
-    cfg.registry = Some(RegistrySection {
-        url: client.url().to_string(),
-    });
-    cfg.save(home)?;
-    match reply.status {
+    match done.reply.status {
         KeyStatus::Pending => {
             println!(
                 "pending: ask your administrator to approve the key {fp}, then run `pra connect`"

@@ -7,6 +7,23 @@ use std::process::ExitCode;
 
 /// `pra server set HOST[:PORT] [--host-key SHA256:…]`.
 pub fn set(home: &Home, address: &str, host_key: Option<&str>) -> ClientResult<ExitCode> {
+    let (cfg, notes) = apply(home, address, host_key)?;
+    for n in notes {
+        println!("{n}");
+    }
+    print_server(&cfg);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Validate and store the gateway address and optional pin (what `pra
+/// server set` does, for the CLI and the GUI). Returns the saved config and
+/// notes for the user (address changed, pin replaced or removed). Nothing is
+/// written when a value is invalid.
+pub fn apply(
+    home: &Home,
+    address: &str,
+    host_key: Option<&str>,
+) -> ClientResult<(Config, Vec<String>)> {
     let addr = GatewayAddr::parse(address).map_err(|e| {
         ClientError::with_fix(
             Code::ConfigInvalid,
@@ -30,11 +47,7 @@ pub fn set(home: &Home, address: &str, host_key: Option<&str>) -> ClientResult<E
         host_key: pin,
     });
     cfg.save(home)?;
-    for n in notes {
-        println!("{n}");
-    }
-    print_server(&cfg);
-    Ok(ExitCode::SUCCESS)
+    Ok((cfg, notes))
 }
 
 /// Which pin to keep after `server set` and what to tell the user (pure).
