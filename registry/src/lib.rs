@@ -5,6 +5,7 @@
 //! - [`error`]: [`error::RegistryError`] with its stable API code.
 //! - [`validate`]: pure validation of keys, names, ports, hosts, devices.
 //! - [`store`]: the [`store::Store`] trait and its SQLite backend.
+//! - [`gateway`]: the SSH gateway (approved keys, rules-only forwards, live revocation).
 //! - [`api`]: the HTTP API (public key submission, admin routes).
 //! - [`serve`]: `pra-registry serve`, the API and the SSH gateway side by side.
 //! - [`cli`]: the admin CLI (arguments, commands, one-line failures).
@@ -13,6 +14,7 @@
 pub mod api;
 pub mod cli;
 pub mod error;
+pub mod gateway;
 pub mod model;
 pub mod serve;
 pub mod store;

@@ -3,6 +3,8 @@
 //! HTTP/1.1 client, and keys made in-process.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod gateway;
+
 use pra_proto::api::{Device, KeySubmission};
 use pra_proto::proof::{self, Action};
 use pra_registry::api::{self, ApiConfig};

@@ -1,0 +1,404 @@
+//! Pre-authentication protection that russh does not give: a global and a
+//! per-source cap on connections that have not logged in yet, and growing
+//! per-source penalties after failed logins.
+//!
+//! - A source is an IPv4 address or an IPv6 /64 (IPv4-mapped IPv6 counts as
+//!   IPv4), so one attacker cannot dodge the per-source cap by rotating
+//!   addresses inside its own prefix.
+//! - Over the per-source cap, a new connection is closed at once.
+//! - At the global cap, the *oldest* waiting connection is evicted to make
+//!   room: a flood from many sources cannot lock everyone out, and a real
+//!   client, which logs in within milliseconds, is evicted only after a
+//!   whole cap's worth of newer connections.
+//! - Failed logins (refused keys, login deadline missed) count per source;
+//!   past a few free ones, each new connection from that source waits
+//!   `base * 2^n` (capped) before the gateway even sends its banner, and
+//!   each further refusal is answered that much later. Failures are
+//!   forgotten after a quiet period or a successful login.
+
+use super::killable::KillSwitch;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Penalty schedule for failed logins from one source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PenaltyPolicy {
+    /// Failures that cost nothing (typos, a second key tried first).
+    pub free_failures: u32,
+    /// Delay after the first failure beyond the free ones; doubles per failure.
+    pub base: Duration,
+    /// Largest delay.
+    pub max: Duration,
+    /// A source's failures are forgotten after this long without a new one.
+    pub forget_after: Duration,
+}
+
+impl Default for PenaltyPolicy {
+    fn default() -> Self {
+        PenaltyPolicy {
+            free_failures: 3,
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+            forget_after: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl PenaltyPolicy {
+    /// Delay for a source with `failures` recent failures (pure).
+    pub fn delay(&self, failures: u32) -> Duration {
+        let Some(over) = failures.checked_sub(self.free_failures) else {
+            return Duration::ZERO;
+        };
+        if over == 0 {
+            return Duration::ZERO;
+        }
+        let factor = 1u32.checked_shl(over - 1).unwrap_or(u32::MAX);
+        self.base.saturating_mul(factor).min(self.max)
+    }
+}
+
+/// The key per-source limits are counted under (pure): an IPv4 address, or
+/// the /64 prefix of an IPv6 address; IPv4-mapped IPv6 is IPv4.
+pub fn source_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
+/// Caps on connections that have not authenticated yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdmissionPolicy {
+    /// All sources together.
+    pub max_unauthenticated: usize,
+    /// One source.
+    pub max_unauthenticated_per_source: usize,
+}
+
+/// Why a connection was not admitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its source already has the most unauthenticated connections allowed.
+    SourceBusy,
+}
+
+/// Most sources with recorded failures kept in memory.
+const MAX_TRACKED_SOURCES: usize = 65_536;
+
+struct Waiting {
+    source: IpAddr,
+    admitted: Instant,
+    kill: KillSwitch,
+}
+
+struct Failures {
+    count: u32,
+    last: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    waiting: HashMap<u64, Waiting>,
+    per_source: HashMap<IpAddr, usize>,
+    failures: HashMap<IpAddr, Failures>,
+    next_id: u64,
+    evicted: u64,
+}
+
+impl State {
+    fn release(&mut self, id: u64) -> bool {
+        let Some(w) = self.waiting.remove(&id) else {
+            return false;
+        };
+        if let Some(n) = self.per_source.get_mut(&w.source) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_source.remove(&w.source);
+            }
+        }
+        true
+    }
+}
+
+/// Shared admission and penalty state of one gateway.
+pub struct Limits {
+    admission: AdmissionPolicy,
+    penalty: PenaltyPolicy,
+    state: Mutex<State>,
+}
+
+impl Limits {
+    /// New, empty limits.
+    pub fn new(admission: AdmissionPolicy, penalty: PenaltyPolicy) -> Arc<Limits> {
+        Arc::new(Limits {
+            admission,
+            penalty,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state stays consistent even if a holder panicked.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Admit a new unauthenticated connection from `ip`, whose socket `kill`
+    /// closes. At the global cap the oldest waiting connection is killed.
+    /// The ticket frees the slot when dropped or on [`Ticket::authenticated`].
+    pub fn admit(self: &Arc<Self>, ip: IpAddr, kill: KillSwitch) -> Result<Ticket, Refusal> {
+        let source = source_key(ip);
+        let mut st = self.lock();
+        if st.per_source.get(&source).copied().unwrap_or(0)
+            >= self.admission.max_unauthenticated_per_source
+        {
+            return Err(Refusal::SourceBusy);
+        }
+        while st.waiting.len() >= self.admission.max_unauthenticated.max(1) {
+            let oldest = st
+                .waiting
+                .iter()
+                .min_by_key(|(id, w)| (w.admitted, **id))
+                .map(|(id, _)| *id);
+            let Some(oldest) = oldest else { break };
+            if let Some(w) = st.waiting.get(&oldest) {
+                w.kill.trip();
+            }
+            st.release(oldest);
+            st.evicted += 1;
+        }
+        let id = st.next_id;
+        st.next_id += 1;
+        st.waiting.insert(
+            id,
+            Waiting {
+                source,
+                admitted: Instant::now(),
+                kill,
+            },
+        );
+        *st.per_source.entry(source).or_insert(0) += 1;
+        Ok(Ticket {
+            limits: Arc::clone(self),
+            id,
+            source,
+        })
+    }
+
+    /// Connections admitted and not yet authenticated or gone.
+    pub fn unauthenticated(&self) -> usize {
+        self.lock().waiting.len()
+    }
+
+    /// Connections evicted at the global cap so far.
+    pub fn evicted(&self) -> u64 {
+        self.lock().evicted
+    }
+
+    /// Note a failed login (refused key, missed deadline) from `ip`.
+    pub fn record_failure(&self, ip: IpAddr) {
+        let source = source_key(ip);
+        let now = Instant::now();
+        let forget = self.penalty.forget_after;
+        let mut st = self.lock();
+        if st.failures.len() >= MAX_TRACKED_SOURCES && !st.failures.contains_key(&source) {
+            st.failures
+                .retain(|_, f| now.saturating_duration_since(f.last) < forget);
+            if st.failures.len() >= MAX_TRACKED_SOURCES {
+                let oldest = st
+                    .failures
+                    .iter()
+                    .min_by_key(|(_, f)| f.last)
+                    .map(|(k, _)| *k);
+                if let Some(k) = oldest {
+                    st.failures.remove(&k);
+                }
+            }
+        }
+        let f = st.failures.entry(source).or_insert(Failures {
+            count: 0,
+            last: now,
+        });
+        if now.saturating_duration_since(f.last) >= forget {
+            f.count = 0;
+        }
+        f.count = f.count.saturating_add(1);
+        f.last = now;
+    }
+
+    /// Forget `ip`'s failures (it logged in).
+    pub fn record_success(&self, ip: IpAddr) {
+        self.lock().failures.remove(&source_key(ip));
+    }
+
+    /// How long `ip` waits before its next connection or refusal.
+    pub fn penalty(&self, ip: IpAddr) -> Duration {
+        let source = source_key(ip);
+        let st = self.lock();
+        match st.failures.get(&source) {
+            Some(f) if f.last.elapsed() < self.penalty.forget_after => self.penalty.delay(f.count),
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+/// An admitted, not yet authenticated connection's slot.
+pub struct Ticket {
+    limits: Arc<Limits>,
+    id: u64,
+    source: IpAddr,
+}
+
+impl Ticket {
+    /// The connection logged in: free its slot.
+    pub fn authenticated(self) {}
+
+    /// The source this ticket counts against.
+    pub fn source(&self) -> IpAddr {
+        self.source
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.limits.lock().release(self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn penalty_schedule() {
+        let p = PenaltyPolicy {
+            free_failures: 3,
+            base: Duration::from_millis(500),
+            max: Duration::from_secs(10),
+            forget_after: Duration::from_secs(60),
+        };
+        let table = [
+            (0, 0),
+            (1, 0),
+            (3, 0),
+            (4, 500),
+            (5, 1000),
+            (6, 2000),
+            (8, 8000),
+            (9, 10_000),
+            (40, 10_000),
+            (u32::MAX, 10_000),
+        ];
+        for (failures, ms) in table {
+            assert_eq!(p.delay(failures), Duration::from_millis(ms), "{failures}");
+        }
+    }
+
+    #[test]
+    fn sources_are_addresses_or_v6_prefixes() {
+        let table = [
+            ("192.0.2.7", "192.0.2.7"),
+            ("::ffff:192.0.2.7", "192.0.2.7"),
+            ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::"),
+            ("2001:db8:1:2:ffff::1", "2001:db8:1:2::"),
+            ("2001:db8:1:3::1", "2001:db8:1:3::"),
+            ("::1", "::"),
+        ];
+        for (input, want) in table {
+            assert_eq!(source_key(ip(input)), ip(want), "{input}");
+        }
+    }
+
+    fn limits(global: usize, per: usize) -> Arc<Limits> {
+        Limits::new(
+            AdmissionPolicy {
+                max_unauthenticated: global,
+                max_unauthenticated_per_source: per,
+            },
+            PenaltyPolicy::default(),
+        )
+    }
+
+    #[test]
+    fn per_source_cap_refuses_and_frees() {
+        let l = limits(100, 2);
+        let a = ip("192.0.2.1");
+        let t1 = l.admit(a, KillSwitch::new()).unwrap();
+        let _t2 = l.admit(a, KillSwitch::new()).unwrap();
+        assert_eq!(
+            l.admit(a, KillSwitch::new()).err(),
+            Some(Refusal::SourceBusy)
+        );
+        // another source is not affected
+        let _t3 = l.admit(ip("192.0.2.2"), KillSwitch::new()).unwrap();
+        assert_eq!(l.unauthenticated(), 3);
+        t1.authenticated();
+        assert_eq!(l.unauthenticated(), 2);
+        let _t4 = l.admit(a, KillSwitch::new()).unwrap();
+    }
+
+    #[test]
+    fn global_cap_evicts_the_oldest() {
+        let l = limits(3, 10);
+        let kills: Vec<KillSwitch> = (0..3).map(|_| KillSwitch::new()).collect();
+        let tickets: Vec<Ticket> = kills
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                l.admit(IpAddr::V4(Ipv4Addr::new(198, 51, 100, i as u8)), k.clone())
+                    .unwrap()
+            })
+            .collect();
+        let newest = KillSwitch::new();
+        let _t = l.admit(ip("203.0.113.9"), newest.clone()).unwrap();
+        assert!(kills[0].is_tripped());
+        assert!(!kills[1].is_tripped() && !kills[2].is_tripped() && !newest.is_tripped());
+        assert_eq!(l.unauthenticated(), 3);
+        assert_eq!(l.evicted(), 1);
+        drop(tickets); // the evicted ticket's drop is a no-op
+        assert_eq!(l.unauthenticated(), 1);
+    }
+
+    #[test]
+    fn failures_grow_the_penalty_until_success() {
+        let l = Limits::new(
+            AdmissionPolicy {
+                max_unauthenticated: 10,
+                max_unauthenticated_per_source: 10,
+            },
+            PenaltyPolicy {
+                free_failures: 1,
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(8),
+                forget_after: Duration::from_secs(600),
+            },
+        );
+        let a = ip("192.0.2.1");
+        assert_eq!(l.penalty(a), Duration::ZERO);
+        l.record_failure(a);
+        assert_eq!(l.penalty(a), Duration::ZERO);
+        l.record_failure(a);
+        assert_eq!(l.penalty(a), Duration::from_secs(1));
+        l.record_failure(a);
+        assert_eq!(l.penalty(a), Duration::from_secs(2));
+        // IPv4-mapped spelling is the same source; others are unaffected
+        assert_eq!(l.penalty(ip("::ffff:192.0.2.1")), Duration::from_secs(2));
+        assert_eq!(l.penalty(ip("192.0.2.2")), Duration::ZERO);
+        l.record_success(a);
+        assert_eq!(l.penalty(a), Duration::ZERO);
+    }
+}

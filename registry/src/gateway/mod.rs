@@ -1,0 +1,352 @@
+//! The SSH gateway inside `pra-registry serve`: approved keys only,
+//! forwards only to what the user's rules name, live revocation.
+//!
+//! # Layout
+//! - [`policy`]: pure decisions (login, `direct-tcpip` target, login state).
+//! - [`hostkey`]: the ed25519 host key in the data folder.
+//! - [`transport`]: algorithms and russh settings.
+//! - [`limits`]: pre-auth caps and per-source penalties.
+//! - [`killable`]: sockets the gateway can cut from outside.
+//! - [`handler`]: the russh handler (authentication, channels, requests).
+//! - [`forward`]: `direct-tcpip` channels with per-channel flow control.
+//! - [`session`]: a logged-in session's state and byte counts.
+//! - [`watch`]: live revocation.
+//! - [`audit`]: gateway audit events.
+//!
+//! [`run`] takes a bound listener, the store, a [`GatewayConfig`] and a
+//! shutdown future.
+
+pub mod audit;
+pub mod forward;
+pub mod handler;
+pub mod hostkey;
+pub mod killable;
+pub mod limits;
+pub mod policy;
+pub mod session;
+pub mod transport;
+pub mod watch;
+
+use crate::error::RegistryError;
+use crate::model::Actor;
+use crate::store::{Store, StoreResult};
+use audit::Audit;
+use hostkey::HostKey;
+use killable::{KillSwitch, Killable};
+use limits::{AdmissionPolicy, Limits, PenaltyPolicy, Ticket};
+use session::{SessionState, Sessions};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch as watch_chan};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// Settings of the SSH gateway. [`GatewayConfig::new`] gives the defaults.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// Host key (see [`hostkey::load_or_create`]).
+    pub host_key: HostKey,
+    /// Name in the audit log's actor (`gateway:NAME`); default: the
+    /// listening address.
+    pub gateway_id: Option<String>,
+    /// A connection must log in within this time after its banner.
+    pub login_deadline: Duration,
+    /// Every refused login is answered after this time (constant timing).
+    pub auth_rejection_time: Duration,
+    /// Refused attempts per connection before it is dropped.
+    pub max_auth_attempts: usize,
+    /// Caps on connections that have not logged in yet.
+    pub admission: AdmissionPolicy,
+    /// Delays for sources with failed logins.
+    pub penalty: PenaltyPolicy,
+    /// A keepalive is sent after this much silence from the client.
+    pub keepalive_interval: Duration,
+    /// Unanswered keepalives before the client counts as gone.
+    pub keepalive_max: usize,
+    /// How often the store's revision is polled for revocations.
+    pub revocation_poll: Duration,
+    /// Resolving and connecting to a forward's target.
+    pub connect_timeout: Duration,
+    /// Per-channel receive window (bytes the client may have in flight on
+    /// one forward); also bounds the gateway's buffer per forward.
+    pub window_size: u32,
+    /// Largest data packet the client may send.
+    pub max_packet_size: u32,
+    /// Forward channels one session may have open.
+    pub max_forwards_per_session: usize,
+}
+
+impl GatewayConfig {
+    /// The defaults, with `host_key`.
+    pub fn new(host_key: HostKey) -> Self {
+        GatewayConfig {
+            host_key,
+            gateway_id: None,
+            login_deadline: Duration::from_secs(20),
+            auth_rejection_time: Duration::from_secs(1),
+            max_auth_attempts: 6,
+            admission: AdmissionPolicy {
+                max_unauthenticated: 256,
+                max_unauthenticated_per_source: 10,
+            },
+            penalty: PenaltyPolicy::default(),
+            keepalive_interval: Duration::from_secs(15),
+            keepalive_max: 3,
+            revocation_poll: Duration::from_millis(500),
+            connect_timeout: Duration::from_secs(10),
+            window_size: 2 * 1024 * 1024,
+            max_packet_size: 32 * 1024,
+            max_forwards_per_session: 128,
+        }
+    }
+}
+
+/// The line `serve` prints when the gateway listens; scripts parse it.
+pub fn listening_line(addr: SocketAddr, fingerprint: &str) -> String {
+    format!("ssh listening on {addr} host key {fingerprint}")
+}
+
+/// What every connection of one gateway shares.
+pub struct Shared {
+    /// The registry.
+    pub store: Arc<dyn Store>,
+    /// Settings.
+    pub cfg: GatewayConfig,
+    /// Logged-in sessions.
+    pub sessions: Sessions,
+    /// Pre-auth caps and penalties.
+    pub limits: Arc<Limits>,
+    /// Audit events.
+    pub audit: Arc<Audit>,
+}
+
+/// Run a store call on the blocking pool.
+pub async fn blocking<T, F>(store: &Arc<dyn Store>, f: F) -> StoreResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
+{
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || f(store.as_ref()))
+        .await
+        .map_err(|e| RegistryError::Database(format!("store call failed: {e}")))?
+}
+
+/// Serve SSH on `listener` until `shutdown` completes; then disconnect every
+/// client and return. Errors only if the settings cannot be used.
+pub async fn run(
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    config: GatewayConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), RegistryError> {
+    let local = listener
+        .local_addr()
+        .map_err(|e| RegistryError::Gateway(format!("the listener has no address: {e}")))?;
+    let id = config
+        .gateway_id
+        .clone()
+        .unwrap_or_else(|| local.to_string());
+    let ssh = Arc::new(transport::server_config(&config));
+    let (audit, audit_writer) = Audit::start(Arc::clone(&store), Actor::Gateway(id).to_string());
+    let shared = Arc::new(Shared {
+        store,
+        limits: Limits::new(config.admission, config.penalty),
+        cfg: config,
+        sessions: Sessions::default(),
+        audit,
+    });
+    let (stop_tx, stop_rx) = watch_chan::channel(false);
+    let watcher = tokio::spawn(watch::run(Arc::clone(&shared), stop_rx.clone()));
+    tracing::info!(addr = %local, host_key = %shared.cfg.host_key.fingerprint(), "ssh gateway listening");
+
+    let mut conns = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    let kill = KillSwitch::new();
+                    match shared.limits.admit(peer.ip(), kill.clone()) {
+                        Ok(ticket) => {
+                            conns.spawn(connection(
+                                Arc::clone(&shared),
+                                Arc::clone(&ssh),
+                                tcp,
+                                peer,
+                                ticket,
+                                kill,
+                                stop_rx.clone(),
+                            ));
+                        }
+                        Err(limits::Refusal::SourceBusy) => {
+                            tracing::debug!(%peer, "too many unauthenticated connections from this source; closed");
+                        }
+                    }
+                }
+                Err(e) => {
+                    // Out of descriptors and the like: wait, do not spin.
+                    tracing::warn!(%e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+
+    tracing::info!(
+        sessions = shared.sessions.len(),
+        "ssh gateway shutting down"
+    );
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(Duration::from_secs(5), async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        conns.shutdown().await;
+    }
+    let _ = watcher.await;
+    shared.audit.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), audit_writer).await;
+    Ok(())
+}
+
+/// How a session ended, for `session.end`.
+fn describe(result: &Result<(), russh::Error>) -> String {
+    match result {
+        Ok(()) => "closed".into(),
+        Err(russh::Error::KeepaliveTimeout) => "keepalive_timeout".into(),
+        Err(russh::Error::InactivityTimeout) => "inactivity_timeout".into(),
+        Err(russh::Error::IO(e)) => format!("connection_lost: {e}"),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+/// One TCP connection, from admission to `session.end`.
+async fn connection(
+    shared: Arc<Shared>,
+    ssh: Arc<russh::server::Config>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    ticket: Ticket,
+    kill: KillSwitch,
+    mut stop: watch_chan::Receiver<bool>,
+) {
+    let _ = tcp.set_nodelay(true);
+    // A source with failed logins waits before it even gets the banner
+    // (holding one of its few unauthenticated slots meanwhile).
+    let delay = shared.limits.penalty(peer.ip());
+    if !delay.is_zero() {
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = kill.tripped() => return,
+            _ = stop.changed() => return,
+        }
+    }
+
+    let stream = Killable::new(tcp, kill.clone());
+    let (authed_tx, authed_rx) = oneshot::channel();
+    let handler = handler::GatewayHandler::new(Arc::clone(&shared), peer, kill.clone(), authed_tx);
+    let deadline = Instant::now() + shared.cfg.login_deadline;
+    let running =
+        match tokio::time::timeout_at(deadline, russh::server::run_stream(ssh, stream, handler))
+            .await
+        {
+            Ok(Ok(running)) => running,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, %e, "ssh handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "no ssh banner before the login deadline");
+                shared.limits.record_failure(peer.ip());
+                return;
+            }
+        };
+    tokio::pin!(running);
+
+    let state: Arc<SessionState> = tokio::select! {
+        authed = authed_rx => match authed {
+            Ok(state) => state,
+            Err(_) => {
+                let _ = (&mut running).await;
+                return;
+            }
+        },
+        result = &mut running => {
+            tracing::debug!(%peer, reason = %describe(&result), "connection ended before login");
+            return;
+        }
+        () = tokio::time::sleep_until(deadline) => {
+            tracing::debug!(%peer, "login deadline missed; connection closed");
+            shared.limits.record_failure(peer.ip());
+            kill.trip();
+            let _ = tokio::time::timeout(Duration::from_secs(5), &mut running).await;
+            return;
+        }
+        () = kill.tripped() => {
+            let _ = tokio::time::timeout(Duration::from_secs(5), &mut running).await;
+            return;
+        }
+        _ = stop.changed() => {
+            kill.trip();
+            let _ = tokio::time::timeout(Duration::from_secs(5), &mut running).await;
+            return;
+        }
+    };
+    ticket.authenticated();
+
+    let result = tokio::select! {
+        result = &mut running => result,
+        _ = stop.changed() => {
+            state.end("gateway_shutdown".into(), "the gateway is shutting down".into());
+            tokio::time::timeout(Duration::from_secs(2), &mut running)
+                .await
+                .unwrap_or(Ok(()))
+        }
+    };
+    // Whatever ended the session, nothing it opened outlives it.
+    kill.trip();
+    state.abort_forwards();
+    shared.sessions.unregister(state.id);
+    let reason = state.end_reason().unwrap_or_else(|| describe(&result));
+    let tallies = state.tallies();
+    let (mut up, mut down) = (0u64, 0u64);
+    let forwards: Vec<serde_json::Value> = tallies
+        .iter()
+        .map(|(rule, t)| {
+            up += t.up;
+            down += t.down;
+            serde_json::json!({
+                "rule": rule,
+                "target": t.target,
+                "channels": t.channels,
+                "bytes_up": t.up,
+                "bytes_down": t.down,
+            })
+        })
+        .collect();
+    let duration = state.started.elapsed().as_secs_f64();
+    tracing::info!(user = %state.user, source = %peer, %reason, duration_secs = duration, bytes_up = up, bytes_down = down, "session end");
+    shared.audit.record(
+        "session.end",
+        Some(&state.user),
+        Some(&state.fingerprint),
+        Some(peer),
+        serde_json::json!({
+            "reason": reason,
+            "duration_secs": (duration * 1000.0).round() / 1000.0,
+            "bytes_up": up,
+            "bytes_down": down,
+            "forwards": forwards,
+            "refused_forwards": state.refused.load(std::sync::atomic::Ordering::Relaxed),
+            "failed_forwards": state.failed.load(std::sync::atomic::Ordering::Relaxed),
+        }),
+    );
+}
