@@ -25,7 +25,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::oneshot;
 
 /// Session channels one connection may hold open at once.
-const MAX_SESSION_CHANNELS: usize = 4;
+const MAX_SESSION_CHANNELS: usize = 8;
 
 /// A login that russh is about to confirm.
 struct Identity {

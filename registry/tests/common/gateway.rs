@@ -292,6 +292,42 @@ pub async fn connect(gw: &Gateway) -> Client {
     .expect("ssh handshake")
 }
 
+/// An SSH connection to the gateway from the loopback address `source`
+/// (any of 127.0.0.0/8 works on Linux), not logged in.
+pub async fn connect_from(gw: &Gateway, source: std::net::IpAddr) -> Client {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(source, 0)).unwrap();
+    let stream = socket.connect(gw.addr).await.unwrap();
+    let config = Arc::new(client::Config::default());
+    tokio::time::timeout(
+        BOUND,
+        client::connect_stream(
+            config,
+            stream,
+            Pinned {
+                fingerprint: gw.fingerprint(),
+            },
+        ),
+    )
+    .await
+    .expect("connect within bound")
+    .expect("ssh handshake")
+}
+
+/// Authenticate an open connection: true when accepted.
+pub async fn authenticate(c: &mut Client, user: &str, key: &PrivateKey) -> client::AuthResult {
+    tokio::time::timeout(
+        BOUND,
+        c.authenticate_publickey(
+            user,
+            PrivateKeyWithHashAlg::new(Arc::new(key.clone()), None),
+        ),
+    )
+    .await
+    .expect("auth answer within bound")
+    .expect("auth exchange")
+}
+
 /// Try to log in as `user` with `key`: Ok(connection) or Err(connection).
 pub async fn try_login(gw: &Gateway, user: &str, key: &PrivateKey) -> Result<Client, Client> {
     let mut c = connect(gw).await;
@@ -340,6 +376,7 @@ pub async fn exec(c: &Client, command: &str) -> (Vec<u8>, Option<u32>, bool) {
     })
     .await
     .expect("exec answered within bound");
+    let _ = ch.close().await;
     (out, status, failed)
 }
 
@@ -426,6 +463,11 @@ impl OpenSsh {
     /// `ssh` with the pinning options; add arguments, then the host comes last
     /// through [`OpenSsh::host`].
     pub fn command(&self) -> Command {
+        self.command_logging("ERROR")
+    }
+
+    /// [`OpenSsh::command`] at another `LogLevel` (e.g. `DEBUG1`).
+    pub fn command_logging(&self, level: &str) -> Command {
         let mut c = Command::new("ssh");
         c.arg("-F")
             .arg("/dev/null")
@@ -437,7 +479,8 @@ impl OpenSsh {
             .args(["-o", "IdentitiesOnly=yes"])
             .args(["-o", "IdentityAgent=none"])
             .args(["-o", "ConnectTimeout=10"])
-            .args(["-o", "LogLevel=ERROR"])
+            .arg("-o")
+            .arg(format!("LogLevel={level}"))
             .arg("-i")
             .arg(&self.key)
             .arg("-p")
