@@ -142,6 +142,11 @@ codes! {
     /// The connection was lost and is being re-established.
     Reconnecting = (10220, War, "the connection to the gateway was lost; reconnecting",
         "nothing to do: forwards resume by themselves when the gateway is reachable again"),
+    /// The OS credential store (Secret Service, Windows Credential Manager,
+    /// macOS Keychain) is not available, so the app cannot remember the
+    /// passphrase; connecting goes on.
+    CredentialStore = (10230, War, "the system's credential store is not available; the passphrase is not remembered",
+        "type the passphrase at each connect; to let the app remember it, start or unlock the desktop keyring (Secret Service, Windows Credential Manager, macOS Keychain)"),
     /// The registry database cannot be opened or used (unreadable, not a
     /// database, damaged, or from a newer version). It is never replaced.
     RegistryDatabase = (10300, Err, "the registry database cannot be opened or used",

@@ -1,0 +1,591 @@
+//! All work the app does away from the frame loop: a tokio runtime owned by
+//! the app runs the tunnel and every file, key, registry and credential-store
+//! call (blocking ones on the blocking pool). Results come back to the UI as
+//! [`Outcome`]s on a channel, each followed by a repaint request, so the
+//! window never waits for the network.
+//!
+//! The UI calls the `Backend` methods (they return at once) and drains
+//! [`Backend::poll`] each frame.
+
+use crate::credstore::{SecretStore, StoreError};
+use crate::view::Problem;
+use pra_client::config::{self, Config};
+use pra_client::error::{ClientError, ClientResult};
+use pra_client::home::Home;
+use pra_client::keystore::{self, KeyInfo};
+use pra_client::passphrase::{self, Passphrase};
+use pra_client::registry_client::{self, Submitted};
+use pra_client::tunnel::{
+    CancelHandle, PinStore, RefusalExplainer, Timing, Tunnel, TunnelConfig, TunnelState,
+};
+use pra_proto::api::KeyStatusReply;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+/// Wakes the UI after an outcome was sent (`egui::Context::request_repaint`).
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// The public facts of the stored key, for the dialogs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyView {
+    /// `SHA256:` fingerprint.
+    pub fingerprint: String,
+    /// Account.
+    pub user: String,
+    /// Unix time of creation.
+    pub created: u64,
+    /// What the key is bound to.
+    pub bound: String,
+    /// OpenSSH public-key line.
+    pub public_key: String,
+}
+
+impl KeyView {
+    fn of(info: &KeyInfo) -> KeyView {
+        KeyView {
+            fingerprint: info.fingerprint(),
+            user: info.meta.user.clone(),
+            created: info.meta.created,
+            bound: info.meta.bound_summary(),
+            public_key: info.meta.public_key.clone(),
+        }
+    }
+}
+
+/// What `config.toml` says, for the status line and the dialogs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConfigView {
+    /// `HOST:PORT` of the gateway.
+    pub gateway: Option<String>,
+    /// Pinned host key.
+    pub host_key: Option<String>,
+    /// Remembered registry URL.
+    pub registry: Option<String>,
+}
+
+impl ConfigView {
+    fn of(cfg: &Config) -> ConfigView {
+        ConfigView {
+            gateway: cfg.gateway().ok().map(|g| g.to_string()),
+            host_key: cfg.host_key_pin().map(str::to_string),
+            registry: cfg.registry_url().map(str::to_string),
+        }
+    }
+}
+
+/// Something the user is told that is not an error of the current action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// The passphrase was stored in the credential store.
+    Remembered,
+    /// The remembered passphrase was removed.
+    Forgotten,
+    /// The credential store could not be used (`WAR(10230)`).
+    Store(Problem),
+}
+
+/// A result sent from the backend to the UI.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// The tunnel of run `run` changed state.
+    Tunnel {
+        /// Which Connect this belongs to.
+        run: u64,
+        /// The new state.
+        state: Box<TunnelState>,
+    },
+    /// The tunnel of run `run` ended (after Disconnect, or a fatal error).
+    TunnelEnded {
+        /// Which Connect this belongs to.
+        run: u64,
+        /// The fatal error, if any.
+        error: Option<Problem>,
+    },
+    /// Connect failed before the tunnel started (config, key, passphrase).
+    ConnectFailed(Problem),
+    /// No remembered passphrase could be used: ask for one. Carries why a
+    /// remembered one failed, if it did.
+    NeedPassphrase(Option<Problem>),
+    /// An informational notice.
+    Notice(Notice),
+    /// `config.toml` as read now, or why it cannot be read.
+    Config(Result<ConfigView, Problem>),
+    /// The stored key, or why there is none.
+    Key(Result<KeyView, Problem>),
+    /// Key → Generate finished.
+    Generated(Result<KeyView, Problem>),
+    /// Key → Export finished.
+    Exported(Result<PathBuf, Problem>),
+    /// Key → Submit finished.
+    Submitted(Result<Submitted, Problem>),
+    /// Key → Show key state: the registry's answer.
+    KeyStatus(Result<KeyStatusReply, Problem>),
+    /// Settings → Server saved (notes for the user).
+    ServerSaved(Result<Vec<String>, Problem>),
+}
+
+struct Running {
+    run: u64,
+    cancel: CancelHandle,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The app's worker: a tokio runtime and the state shared with its tasks.
+pub struct Backend {
+    /// Kept to shut it down with a time limit on drop.
+    runtime: Option<tokio::runtime::Runtime>,
+    rt: tokio::runtime::Handle,
+    home: Home,
+    store: Arc<dyn SecretStore>,
+    timing: Timing,
+    tx: mpsc::Sender<Outcome>,
+    rx: mpsc::Receiver<Outcome>,
+    waker: Waker,
+    running: Arc<Mutex<Option<Running>>>,
+    next_run: AtomicU64,
+}
+
+/// Sends outcomes and wakes the UI.
+#[derive(Clone)]
+struct Reply {
+    tx: mpsc::Sender<Outcome>,
+    waker: Waker,
+}
+
+impl Reply {
+    fn send(&self, o: Outcome) {
+        if self.tx.send(o).is_ok() {
+            (self.waker)();
+        }
+    }
+}
+
+fn problem(e: &ClientError) -> Problem {
+    Problem::from_error(e)
+}
+
+fn store_problem(e: &StoreError) -> Problem {
+    Problem::from_error(&e.to_client_error())
+}
+
+/// Run a blocking job on the runtime's blocking pool (`None` if it panicked).
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::task::spawn_blocking(f).await.ok()
+}
+
+impl Backend {
+    /// A backend for `home` with its own runtime (two worker threads).
+    pub fn new(
+        home: Home,
+        store: Arc<dyn SecretStore>,
+        timing: Timing,
+        waker: Waker,
+    ) -> std::io::Result<Backend> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("pra-gui-worker")
+            .enable_all()
+            .build()?;
+        let (tx, rx) = mpsc::channel();
+        Ok(Backend {
+            rt: rt.handle().clone(),
+            runtime: Some(rt),
+            home,
+            store,
+            timing,
+            tx,
+            rx,
+            waker,
+            running: Arc::new(Mutex::new(None)),
+            next_run: AtomicU64::new(1),
+        })
+    }
+
+    /// The client's folder.
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    /// Everything that arrived since the last call.
+    pub fn poll(&self) -> Vec<Outcome> {
+        self.rx.try_iter().collect()
+    }
+
+    fn reply(&self) -> Reply {
+        Reply {
+            tx: self.tx.clone(),
+            waker: self.waker.clone(),
+        }
+    }
+
+    /// Read `config.toml` and the key's public facts ([`Outcome::Config`],
+    /// [`Outcome::Key`]).
+    pub fn refresh(&self) {
+        let (home, reply) = (self.home.clone(), self.reply());
+        self.rt.spawn(async move {
+            let Some((cfg, key)) = blocking(move || {
+                let cfg = Config::load(&home).map(|c| ConfigView::of(&c));
+                let key = keystore::read_public(&home).map(|k| KeyView::of(&k));
+                (cfg, key)
+            })
+            .await
+            else {
+                return;
+            };
+            reply.send(Outcome::Config(cfg.map_err(|e| problem(&e))));
+            reply.send(Outcome::Key(key.map_err(|e| problem(&e))));
+        });
+    }
+
+    /// True while a tunnel runs (connecting, connected or reconnecting).
+    pub fn is_running(&self) -> bool {
+        self.lock_running().is_some()
+    }
+
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Connect. With `pass` `None` the remembered passphrase is used; if there
+    /// is none the answer is [`Outcome::NeedPassphrase`]. With `remember`
+    /// the passphrase is stored after the key opened with it.
+    pub fn connect(&self, pass: Option<Passphrase>, remember: bool) {
+        if self.is_running() {
+            return;
+        }
+        let run = self.next_run.fetch_add(1, Ordering::Relaxed);
+        let (home, store, timing, reply, running) = (
+            self.home.clone(),
+            self.store.clone(),
+            self.timing.clone(),
+            self.reply(),
+            self.running.clone(),
+        );
+        self.rt.spawn(async move {
+            let prepared = blocking(move || prepare(&home, &*store, pass, remember, timing)).await;
+            let cfg = match prepared {
+                Some(Prepared::Ready { cfg, notice }) => {
+                    if let Some(n) = notice {
+                        reply.send(Outcome::Notice(n));
+                    }
+                    cfg
+                }
+                Some(Prepared::NeedPassphrase(why)) => {
+                    reply.send(Outcome::NeedPassphrase(why));
+                    return;
+                }
+                Some(Prepared::Failed(p)) => {
+                    reply.send(Outcome::ConnectFailed(p));
+                    return;
+                }
+                None => return,
+            };
+            let mut guard = running
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if guard.is_some() {
+                // Another Connect won the race.
+                return;
+            }
+            let tunnel = Tunnel::start(*cfg);
+            let cancel = tunnel.cancel_handle();
+            let task = tokio::spawn(drive(run, tunnel, reply, running.clone()));
+            *guard = Some(Running { run, cancel, task });
+        });
+    }
+
+    /// Disconnect the running tunnel (orderly; [`Outcome::TunnelEnded`] follows).
+    pub fn disconnect(&self) {
+        if let Some(r) = self.lock_running().as_ref() {
+            r.cancel.cancel();
+        }
+    }
+
+    /// Disconnect and wait (at most `limit`) until the tunnel has closed its
+    /// forwards and said goodbye to the gateway. For Quit.
+    pub fn shutdown(&self, limit: Duration) {
+        let task = self.lock_running().take().map(|r| {
+            r.cancel.cancel();
+            r.task
+        });
+        if let Some(task) = task {
+            let _ = self
+                .rt
+                .block_on(async { tokio::time::timeout(limit, task).await });
+        }
+    }
+
+    /// Forget the remembered passphrase of the stored key.
+    pub fn forget_passphrase(&self) {
+        let (home, store, reply) = (self.home.clone(), self.store.clone(), self.reply());
+        self.rt.spawn(async move {
+            let r = blocking(move || {
+                let fp = keystore::read_public(&home).map_err(|e| problem(&e))?;
+                store
+                    .delete(&fp.fingerprint())
+                    .map_err(|e| store_problem(&e))
+            })
+            .await;
+            match r {
+                Some(Ok(())) => reply.send(Outcome::Notice(Notice::Forgotten)),
+                Some(Err(p)) => reply.send(Outcome::Notice(Notice::Store(p))),
+                None => {}
+            }
+        });
+    }
+
+    /// Settings → Server: validate and save (what `pra server set` does).
+    pub fn save_server(&self, address: String, host_key: Option<String>) {
+        let (home, reply) = (self.home.clone(), self.reply());
+        self.rt.spawn(async move {
+            let home2 = home.clone();
+            let r = blocking(move || {
+                pra_client::commands::server::apply(&home2, &address, host_key.as_deref())
+            })
+            .await;
+            let Some(r) = r else { return };
+            match r {
+                Ok((cfg, notes)) => {
+                    reply.send(Outcome::Config(Ok(ConfigView::of(&cfg))));
+                    reply.send(Outcome::ServerSaved(Ok(notes)));
+                }
+                Err(e) => reply.send(Outcome::ServerSaved(Err(problem(&e)))),
+            }
+        });
+    }
+
+    /// Key → Generate (what `pra keygen` does; `force` replaces a key).
+    pub fn generate(&self, user: String, pass: Passphrase, again: Passphrase, force: bool) {
+        let (home, store, reply) = (self.home.clone(), self.store.clone(), self.reply());
+        self.rt.spawn(async move {
+            let r = blocking(move || -> ClientResult<KeyView> {
+                keystore::check_user(&user)?;
+                let pass =
+                    passphrase::confirm_entries(passphrase::require_nonempty(pass)?, &again)?;
+                let old = keystore::read_public(&home).ok();
+                let info = keystore::generate(&home, &user, &pass, force)?;
+                if let Some(old) = old {
+                    // A passphrase remembered for the replaced key is useless now.
+                    let _ = store.delete(&old.fingerprint());
+                }
+                Ok(KeyView::of(&info))
+            })
+            .await;
+            let Some(r) = r else { return };
+            let r = r.map_err(|e| problem(&e));
+            if let Ok(k) = &r {
+                reply.send(Outcome::Key(Ok(k.clone())));
+            }
+            reply.send(Outcome::Generated(r));
+        });
+    }
+
+    /// Key → Export public key (the hand-over file of `pra key export FILE`).
+    pub fn export(&self, path: PathBuf) {
+        let (home, reply) = (self.home.clone(), self.reply());
+        self.rt.spawn(async move {
+            let r = blocking(move || keystore::export_public(&home, &path).map(|_| path)).await;
+            if let Some(r) = r {
+                reply.send(Outcome::Exported(r.map_err(|e| problem(&e))));
+            }
+        });
+    }
+
+    /// Key → Submit to registry (what `pra key submit` does). With `pass`
+    /// `None` the remembered passphrase is used.
+    pub fn submit(&self, url: String, pass: Option<Passphrase>) {
+        let (home, store, reply) = (self.home.clone(), self.store.clone(), self.reply());
+        self.rt.spawn(async move {
+            let home2 = home.clone();
+            let r = blocking(move || {
+                registry_client::submit_key(&home2, Some(&url), || {
+                    passphrase_for(&home2, &*store, pass)
+                })
+            })
+            .await;
+            let Some(r) = r else { return };
+            reply.send(Outcome::Submitted(r.map_err(|e| problem(&e))));
+            if let Some(Ok(cfg)) = blocking(move || Config::load(&home)).await {
+                reply.send(Outcome::Config(Ok(ConfigView::of(&cfg))));
+            }
+        });
+    }
+
+    /// Key → Show key state: ask the registry at `url` (signed with the key).
+    pub fn key_status(&self, url: String, pass: Option<Passphrase>) {
+        let (home, store, reply) = (self.home.clone(), self.store.clone(), self.reply());
+        self.rt.spawn(async move {
+            let r = blocking(move || -> ClientResult<KeyStatusReply> {
+                let info = keystore::read_public(&home)?;
+                let pass = passphrase_for(&home, &*store, pass)?;
+                let key = keystore::load(&home, &pass)?;
+                registry_client::key_status(&url, &key, &info.meta.user)
+            })
+            .await;
+            if let Some(r) = r {
+                reply.send(Outcome::KeyStatus(r.map_err(|e| problem(&e))));
+            }
+        });
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.shutdown(Duration::from_secs(3));
+        // Blocking jobs (a registry request, a keyring call) are not waited for.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_millis(500));
+        }
+    }
+}
+
+/// The given passphrase, else the remembered one, else `ERR(10197)`.
+fn passphrase_for(
+    home: &Home,
+    store: &dyn SecretStore,
+    pass: Option<Passphrase>,
+) -> ClientResult<Passphrase> {
+    if let Some(p) = pass {
+        return Ok(p);
+    }
+    let fp = keystore::read_public(home)?.fingerprint();
+    match store.get(&fp) {
+        Ok(Some(p)) => Ok(p),
+        _ => Err(ClientError::with_fix(
+            pra_proto::codes::Code::PassphraseUnavailable,
+            "no passphrase was given and none is remembered on this PC",
+            "type the passphrase of your key",
+        )),
+    }
+}
+
+enum Prepared {
+    Ready {
+        cfg: Box<TunnelConfig>,
+        notice: Option<Notice>,
+    },
+    NeedPassphrase(Option<Problem>),
+    Failed(Problem),
+}
+
+/// Everything before the tunnel starts (blocking): config, key, passphrase
+/// (given or remembered), the credential store.
+fn prepare(
+    home: &Home,
+    store: &dyn SecretStore,
+    pass: Option<Passphrase>,
+    remember: bool,
+    timing: Timing,
+) -> Prepared {
+    let fail = |e: ClientError| Prepared::Failed(problem(&e));
+    let cfg = match Config::load(home) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let gateway = match cfg.gateway() {
+        Ok(g) => g,
+        Err(e) => return fail(e),
+    };
+    let info = match keystore::read_public(home) {
+        Ok(i) => i,
+        Err(e) => return fail(e),
+    };
+    let fp = info.fingerprint();
+    let (pass, from_store) = match pass {
+        Some(p) => (p, false),
+        None => match store.get(&fp) {
+            Ok(Some(p)) => (p, true),
+            Ok(None) | Err(StoreError::Unavailable(_)) => return Prepared::NeedPassphrase(None),
+            Err(e) => return Prepared::NeedPassphrase(Some(store_problem(&e))),
+        },
+    };
+    let key = match keystore::load(home, &pass) {
+        Ok(k) => Arc::new(k),
+        Err(e) if from_store => {
+            // The remembered passphrase no longer opens the key: drop it, ask.
+            let _ = store.delete(&fp);
+            return Prepared::NeedPassphrase(Some(problem(&e)));
+        }
+        Err(e) => return fail(e),
+    };
+    let notice = if remember && !from_store {
+        Some(match store.set(&fp, &pass) {
+            Ok(()) => Notice::Remembered,
+            Err(e) => Notice::Store(store_problem(&e)),
+        })
+    } else {
+        None
+    };
+    drop(pass);
+    let user = info.meta.user.clone();
+    let pin_home = home.clone();
+    let pin_gw = gateway.clone();
+    let pin_store: PinStore =
+        Arc::new(move |fp: &str| config::pin_host_key(&pin_home, &pin_gw, fp));
+    let ex_home = home.clone();
+    let ex_key = key.clone();
+    let ex_user = user.clone();
+    let explain: RefusalExplainer = Arc::new(move || {
+        let cfg = Config::load(&ex_home).ok()?;
+        let url = cfg.registry_url()?;
+        let reply = registry_client::key_status(url, &ex_key, &ex_user).ok()?;
+        registry_client::status_error(&reply)
+    });
+    Prepared::Ready {
+        cfg: Box::new(TunnelConfig {
+            gateway,
+            host_key: cfg.host_key_pin().map(str::to_string),
+            pin_store: Some(pin_store),
+            user,
+            key,
+            explain_refusal: Some(explain),
+            timing,
+        }),
+        notice,
+    }
+}
+
+/// Forward every state of the tunnel to the UI until it ends.
+async fn drive(run: u64, tunnel: Tunnel, reply: Reply, running: Arc<Mutex<Option<Running>>>) {
+    let mut rx = tunnel.state();
+    let watcher = {
+        let reply = reply.clone();
+        tokio::spawn(async move {
+            loop {
+                let state = rx.borrow_and_update().clone();
+                reply.send(Outcome::Tunnel {
+                    run,
+                    state: Box::new(state),
+                });
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let last = tunnel.state();
+    let ended = tunnel.wait().await;
+    let _ = watcher.await;
+    // The final state, in case the watcher stopped before reading it.
+    let state = last.borrow().clone();
+    reply.send(Outcome::Tunnel {
+        run,
+        state: Box::new(state),
+    });
+    {
+        let mut g = running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if g.as_ref().is_some_and(|r| r.run == run) {
+            *g = None;
+        }
+    }
+    reply.send(Outcome::TunnelEnded {
+        run,
+        error: ended.err().map(|e| problem(&e)),
+    });
+}

@@ -1,0 +1,509 @@
+//! UI text in English and Japanese.
+//!
+//! [`Lang::from_locale`] maps an OS locale (`ja_JP.UTF-8`, `ja-JP`, `en_US`)
+//! to a language; [`Msg`] holds every fixed text in both languages, and
+//! [`fill`] puts values into `{name}` placeholders. [`code_fix`] gives the
+//! app's own wording of a code's fix where the library's names a CLI command
+//! (`pra keygen …`), and the Japanese fix of every client code.
+
+use pra_proto::codes::Code;
+
+/// A UI language.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Lang {
+    /// English.
+    En,
+    /// Japanese (needs a CJK font, see [`crate::fonts`]).
+    Ja,
+}
+
+impl Lang {
+    /// The language of an OS locale name: Japanese for `ja`, `ja_JP.UTF-8`,
+    /// `ja-JP`, …; English for everything else (including `C` and `POSIX`).
+    pub fn from_locale(locale: &str) -> Lang {
+        let lang = locale
+            .split(['_', '-', '.', '@'])
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if lang == "ja" { Lang::Ja } else { Lang::En }
+    }
+
+    /// The OS's language: `LC_ALL`, `LC_MESSAGES`, `LANG` on Unix,
+    /// `GetUserDefaultLocaleName` on Windows, the preferred language on macOS.
+    pub fn from_os() -> Lang {
+        sys_locale::get_locale()
+            .map(|l| Lang::from_locale(&l))
+            .unwrap_or(Lang::En)
+    }
+
+    /// Short tag for logs and the settings file: `en` / `ja`.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Ja => "ja",
+        }
+    }
+}
+
+macro_rules! messages {
+    ($( $(#[$doc:meta])* $key:ident => ($en:expr, $ja:expr), )*) => {
+        /// A fixed UI text; [`Msg::text`] gives it in a language.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Msg {
+            $( $(#[$doc])* $key, )*
+        }
+
+        impl Msg {
+            /// Every message (tests check both languages of each).
+            pub const ALL: &'static [Msg] = &[ $( Msg::$key, )* ];
+
+            /// The text in `lang`.
+            pub fn text(self, lang: Lang) -> &'static str {
+                match (self, lang) {
+                    $( (Msg::$key, Lang::En) => $en, (Msg::$key, Lang::Ja) => $ja, )*
+                }
+            }
+        }
+    };
+}
+
+messages! {
+    // Menus.
+    /// Menu.
+    MenuSettings => ("Settings", "設定"),
+    /// Menu item.
+    MenuServer => ("Server…", "サーバー…"),
+    /// Submenu.
+    MenuLanguage => ("Language", "言語"),
+    /// Language choice.
+    LangAuto => ("Automatic (from the system)", "自動 (システムの設定)"),
+    /// Menu.
+    MenuKey => ("Key", "鍵"),
+    /// Menu item.
+    MenuGenerate => ("Generate…", "生成…"),
+    /// Menu item.
+    MenuExport => ("Export public key…", "公開鍵をエクスポート…"),
+    /// Menu item.
+    MenuSubmit => ("Submit to registry…", "レジストリへ送信…"),
+    /// Menu item.
+    MenuKeyState => ("Show key state…", "鍵の状態…"),
+    /// Menu.
+    MenuHelp => ("Help", "ヘルプ"),
+    /// Menu item.
+    MenuLogs => ("Export logs for helpdesk…", "ヘルプデスク用ログを出力…"),
+    /// Menu item.
+    MenuDoctor => ("Run diagnostics…", "診断を実行…"),
+    /// Menu item.
+    MenuAbout => ("About PRA", "PRA について"),
+    /// Note when no CJK font exists.
+    NoJapaneseFont => ("Japanese needs a Japanese font; none was found on this PC", "日本語フォントが見つかりません"),
+
+    // Main window.
+    /// Button.
+    Connect => ("Connect", "接続"),
+    /// Button.
+    Disconnect => ("Disconnect", "切断"),
+    /// Status.
+    StatusDisconnected => ("Disconnected", "未接続"),
+    /// Status.
+    StatusConnecting => ("Connecting to {gateway} …", "{gateway} に接続しています…"),
+    /// Status.
+    StatusConnected => ("Connected to {gateway}", "{gateway} に接続しました"),
+    /// Status suffix with the account.
+    StatusAs => (" as {user}", " (ユーザー {user})"),
+    /// Status.
+    StatusReconnecting => ("Connection to {gateway} lost; reconnecting …", "{gateway} との接続が切れました。再接続しています…"),
+    /// Status detail.
+    GatewayLine => ("Gateway: {gateway}", "ゲートウェイ: {gateway}"),
+    /// Status detail without a gateway.
+    NoGateway => ("No gateway set: open Settings → Server… and enter the address your administrator gave you.", "ゲートウェイが未設定です。設定 → サーバー… で管理者から伝えられたアドレスを入力してください。"),
+    /// Table heading.
+    Forwards => ("Forwards", "転送"),
+    /// Column.
+    ColRule => ("Rule", "ルール"),
+    /// Column.
+    ColLocal => ("On this PC", "この PC"),
+    /// Column.
+    ColTarget => ("Target", "転送先"),
+    /// Column.
+    ColState => ("State", "状態"),
+    /// Empty table.
+    NoForwards => ("The forwards appear here once connected.", "接続すると転送の一覧がここに表示されます。"),
+    /// Rule state.
+    StateForwarding => ("forwarding", "転送中"),
+    /// Rule state.
+    StateStopped => ("stopped", "停止"),
+    /// Rule state with the holder.
+    StatePortBusyBy => ("port busy: used by {holder}", "ポート使用中: {holder} が使用しています"),
+    /// Rule state without a holder.
+    StatePortBusy => ("port busy: used by another program", "ポート使用中: 他のプログラムが使用しています"),
+    /// Rule state.
+    StatePortDenied => ("port not allowed: {reason}", "ポートを開けません: {reason}"),
+    /// Rule state.
+    StateTargetRefused => ("target unreachable: {reason}", "転送先に接続できません: {reason}"),
+    /// Heading of the error line.
+    LastError => ("Last error", "最後のエラー"),
+    /// Prefix of a fix.
+    FixPrefix => ("What to do: ", "対処: "),
+    /// Info that the host key was pinned on first use.
+    PinnedNotice => ("The gateway's host key {fingerprint} was pinned on first use: compare it with the fingerprint your administrator gave you.", "ゲートウェイのホスト鍵 {fingerprint} を初回接続で登録しました。管理者から伝えられたフィンガープリントと比べてください。"),
+
+    // Common dialog words.
+    /// Button.
+    Cancel => ("Cancel", "キャンセル"),
+    /// Button.
+    Close => ("Close", "閉じる"),
+    /// Button.
+    Save => ("Save", "保存"),
+    /// Busy indicator.
+    Working => ("Working …", "処理中…"),
+
+    // Passphrase dialog.
+    /// Dialog title.
+    PassTitle => ("Passphrase", "パスフレーズ"),
+    /// Dialog text.
+    PassPrompt => ("Passphrase of your key:", "鍵のパスフレーズ:"),
+    /// Checkbox.
+    Remember => ("Remember on this PC", "この PC に記憶する"),
+    /// Hint under the checkbox.
+    RememberHint => ("Kept in the system's credential store; anyone using your Windows/desktop account can then connect.", "システムの資格情報ストアに保存されます。あなたのアカウントを使える人は接続できるようになります。"),
+    /// Notice after storing.
+    Remembered => ("The passphrase is remembered on this PC.", "パスフレーズをこの PC に記憶しました。"),
+    /// Button.
+    ForgetPass => ("Forget the remembered passphrase", "記憶したパスフレーズを消去"),
+    /// Notice.
+    Forgotten => ("The remembered passphrase was removed.", "記憶したパスフレーズを消去しました。"),
+
+    // Server dialog.
+    /// Dialog title.
+    ServerTitle => ("Server", "サーバー"),
+    /// Field.
+    ServerAddress => ("Gateway address (HOST or HOST:PORT)", "ゲートウェイのアドレス (HOST または HOST:PORT)"),
+    /// Field.
+    ServerHostKey => ("Pinned host key (SHA256:…)", "登録済みホスト鍵 (SHA256:…)"),
+    /// Hint.
+    ServerHostKeyHint => ("Empty: keep the current pin, or pin the key on the first connection.", "空欄: 現在の登録を維持、または初回接続時に登録します。"),
+    /// Done.
+    ServerSaved => ("Saved.", "保存しました。"),
+
+    // Key generation.
+    /// Dialog title.
+    GenTitle => ("Generate key", "鍵の生成"),
+    /// Field.
+    GenUser => ("Account name (from your administrator)", "アカウント名 (管理者から)"),
+    /// Field.
+    GenPass => ("Passphrase", "パスフレーズ"),
+    /// Field.
+    GenPassAgain => ("Passphrase again", "パスフレーズ (確認)"),
+    /// Checkbox.
+    GenForce => ("Replace the existing key (the new one must be approved again)", "既存の鍵を置き換える (新しい鍵は再承認が必要)"),
+    /// Existing key.
+    GenExisting => ("A key exists: {fingerprint} ({user})", "鍵があります: {fingerprint} ({user})"),
+    /// Button.
+    GenButton => ("Generate", "生成"),
+    /// Result.
+    GenDone => ("Created the key of {user}. Fingerprint:", "{user} の鍵を作成しました。フィンガープリント:"),
+    /// Next step.
+    GenNext => ("Next: Key → Submit to registry… or Key → Export public key… for your administrator.", "次に: 鍵 → レジストリへ送信… または 鍵 → 公開鍵をエクスポート… で管理者に渡してください。"),
+
+    // Export.
+    /// Dialog title.
+    ExportTitle => ("Export public key", "公開鍵のエクスポート"),
+    /// Field.
+    ExportFile => ("File", "ファイル"),
+    /// Button.
+    ExportButton => ("Export", "エクスポート"),
+    /// Result.
+    ExportDone => ("Wrote {path}: give this file to your administrator.", "{path} に書き出しました。このファイルを管理者に渡してください。"),
+
+    // Submit.
+    /// Dialog title.
+    SubmitTitle => ("Submit to registry", "レジストリへ送信"),
+    /// Field.
+    RegistryUrl => ("Registry URL", "レジストリの URL"),
+    /// Button.
+    SubmitButton => ("Submit", "送信"),
+    /// Result.
+    SubmitPending => ("Pending: ask your administrator to approve the key {fingerprint}, then connect.", "承認待ち: 管理者に鍵 {fingerprint} の承認を依頼し、その後接続してください。"),
+    /// Result.
+    SubmitApproved => ("Approved: you can connect.", "承認済み: 接続できます。"),
+
+    // Key state.
+    /// Dialog title.
+    StateTitle => ("Key state", "鍵の状態"),
+    /// Row.
+    KeyFingerprint => ("Fingerprint", "フィンガープリント"),
+    /// Row.
+    KeyUser => ("Account", "アカウント"),
+    /// Row.
+    KeyCreated => ("Created", "作成日時"),
+    /// Row.
+    KeyBound => ("Bound to", "結び付いた PC"),
+    /// Row.
+    KeyRegistry => ("In the registry", "レジストリ上"),
+    /// Button.
+    AskRegistry => ("Ask the registry", "レジストリに問い合わせる"),
+    /// Registry status.
+    KsPending => ("pending: waiting for the administrator's approval", "承認待ち"),
+    /// Registry status.
+    KsApproved => ("approved", "承認済み"),
+    /// Registry status.
+    KsRevoked => ("revoked: generate a new key and have it approved", "失効: 新しい鍵を生成して承認を受けてください"),
+    /// Registry status unknown.
+    KsUnknown => ("not asked yet", "未確認"),
+
+    // Diagnostics.
+    /// Dialog title.
+    DoctorTitle => ("Diagnostics", "診断"),
+    /// Button.
+    DoctorRun => ("Run again", "再実行"),
+    /// Column.
+    DoctorCheck => ("Check", "項目"),
+    /// Column.
+    DoctorResult => ("Result", "結果"),
+
+    // Logs.
+    /// Dialog title.
+    LogsTitle => ("Export logs for helpdesk", "ヘルプデスク用ログの出力"),
+    /// Text.
+    LogsText => ("One zip file with System.log, User.log, the settings (without secrets) and a fresh diagnostics report.", "System.log、User.log、設定 (秘密情報を除く) と最新の診断結果を 1 つの zip にまとめます。"),
+    /// Result.
+    LogsDone => ("Wrote {path}: send this file to the helpdesk.", "{path} に書き出しました。このファイルをヘルプデスクに送ってください。"),
+
+    // About.
+    /// Dialog title.
+    AboutTitle => ("About PRA", "PRA について"),
+    /// Text.
+    AboutText => ("SSH port forwarding for remote work.", "リモートワーク用 SSH ポート転送。"),
+    /// Label.
+    Version => ("Version {version}", "バージョン {version}"),
+    /// Label.
+    DataFolder => ("Data folder: {path}", "データフォルダー: {path}"),
+
+    // Tray.
+    /// Tray menu.
+    TrayOpen => ("Open window", "ウィンドウを開く"),
+    /// Tray menu.
+    TrayQuit => ("Quit", "終了"),
+}
+
+/// Put `values` into the `{name}` placeholders of `template`.
+pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = template.to_string();
+    for (name, value) in values {
+        out = out.replace(&format!("{{{name}}}"), value);
+    }
+    out
+}
+
+/// The `{name}` placeholders of a template, sorted (tests compare languages).
+pub fn placeholders(template: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        let after = &rest[start + 1..];
+        match after.find('}') {
+            Some(end) => {
+                out.push(after[..end].to_string());
+                rest = &after[end + 1..];
+            }
+            None => break,
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The fix the app shows for `code`: in Japanese the app's translation; in
+/// English the app's wording where the library's generic fix names a CLI
+/// command, else `None` (use the library's fix, which may be more specific).
+pub fn code_fix(code: Code, lang: Lang) -> Option<&'static str> {
+    match lang {
+        Lang::Ja => fix_ja(code),
+        Lang::En => fix_en_gui(code),
+    }
+}
+
+/// Fixes reworded for the app (no terminal commands).
+fn fix_en_gui(code: Code) -> Option<&'static str> {
+    Some(match code {
+        Code::ConfigInvalid => {
+            "correct the named setting in Settings → Server…, or ask the helpdesk"
+        }
+        Code::ServerNotSet => {
+            "open Settings → Server… and enter the address your administrator gave you"
+        }
+        Code::KeyMissing => {
+            "create a key with Key → Generate…, then hand it to your administrator with Key → Submit to registry…"
+        }
+        Code::KeyExists => {
+            "keep using it, or tick \"Replace the existing key\" (the new key must be approved again)"
+        }
+        Code::KeyDamaged | Code::KeyRevoked => {
+            "create a new key with Key → Generate… (tick \"Replace the existing key\") and have it approved"
+        }
+        Code::PassphraseUnavailable => "type the passphrase in the dialog",
+        Code::GatewayNotResolved => {
+            "check the address in Settings → Server… and your internet connection"
+        }
+        Code::RulesNotFetched | Code::GatewayProtocol => {
+            "run Help → Run diagnostics… to see which step fails; if it persists send Help → Export logs for helpdesk…"
+        }
+        Code::HostKeyChanged => {
+            "do not connect; ask your administrator for the gateway's fingerprint and enter it in Settings → Server…"
+        }
+        Code::KeyPending => {
+            "ask your administrator to approve the key (its fingerprint: Key → Show key state…)"
+        }
+        Code::KeyRefused => {
+            "submit the key with Key → Submit to registry… and ask your administrator to approve it"
+        }
+        _ => return None,
+    })
+}
+
+/// Japanese fixes of the codes an employee meets.
+fn fix_ja(code: Code) -> Option<&'static str> {
+    Some(match code {
+        Code::ConfigInvalid => {
+            "設定 → サーバー… で指摘された項目を直すか、ヘルプデスクに相談してください"
+        }
+        Code::ServerNotSet => "設定 → サーバー… で管理者から伝えられたアドレスを入力してください",
+        Code::PortBusy => {
+            "そのポートを使っているプログラムを終了してから再接続してください (他の転送は動作しています)"
+        }
+        Code::TargetRefused => {
+            "社内のサーバーが停止している可能性があります。続く場合は管理者に連絡してください (他の転送は動作しています)"
+        }
+        Code::HomeUnwritable => {
+            "データフォルダーの書き込み権限を確認するか、別の保存先を選んでください"
+        }
+        Code::LogExportFailed => "別の保存先を選ぶか、ディスクの空きを増やしてください",
+        Code::PortDenied => {
+            "管理者にルールのポートを 1024 より上に変えてもらうか、このプログラムに許可を与えてください"
+        }
+        Code::KeyMissing => {
+            "鍵 → 生成… で鍵を作り、鍵 → レジストリへ送信… で管理者に渡してください"
+        }
+        Code::KeyExists => {
+            "そのまま使うか、「既存の鍵を置き換える」を選んでください (新しい鍵は再承認が必要です)"
+        }
+        Code::KeyPermissions => {
+            "鍵ファイルを自分だけが読めるようにするか、新しい鍵を生成してください"
+        }
+        Code::KeyNotLoaded => {
+            "パスフレーズを入力し直してください。PC を替えた場合は新しい鍵を生成して再承認を受けてください"
+        }
+        Code::KeyDamaged | Code::KeyRevoked => {
+            "鍵 → 生成… で新しい鍵を作り (「既存の鍵を置き換える」)、承認を受けてください"
+        }
+        Code::PassphraseRejected => {
+            "空でないパスフレーズを選び、2 回とも同じように入力してください"
+        }
+        Code::UserNameInvalid => {
+            "管理者から伝えられたアカウント名を入力してください (英数字と . _ - @)"
+        }
+        Code::PassphraseUnavailable => "ダイアログでパスフレーズを入力してください",
+        Code::GatewayNotResolved => {
+            "設定 → サーバー… のアドレスとインターネット接続を確認してください"
+        }
+        Code::GatewayUnreachable => {
+            "インターネット接続を確認してください。ファイアウォールがポートを塞いでいる可能性があります。時間をおいて再試行してください"
+        }
+        Code::RulesNotFetched | Code::GatewayProtocol => {
+            "ヘルプ → 診断を実行… でどの段階が失敗しているか確認してください。続く場合は ヘルプ → ヘルプデスク用ログを出力… を送ってください"
+        }
+        Code::HostKeyChanged => {
+            "接続しないでください。管理者にゲートウェイのフィンガープリントを確認し、設定 → サーバー… に入力してください"
+        }
+        Code::KeyPending => {
+            "管理者に鍵の承認を依頼してください (フィンガープリント: 鍵 → 鍵の状態…)"
+        }
+        Code::KeyRefused => "鍵 → レジストリへ送信… で鍵を送り、管理者に承認を依頼してください",
+        Code::NoRules => "管理者にあなたのアカウントの転送ルールを追加してもらってください",
+        Code::RegistryUnreachable => {
+            "管理者から伝えられたレジストリの URL と接続を確認してください"
+        }
+        Code::RegistryGarbage => {
+            "レジストリの URL を確認してください (例: https://registry.example.com)"
+        }
+        Code::RegistryRefused => {
+            "表示された理由を確認し、アカウントや鍵に関するものなら管理者に相談してください"
+        }
+        Code::RegistryUrlInvalid => {
+            "管理者から伝えられた URL を入力してください (例: https://registry.example.com)"
+        }
+        Code::Reconnecting => {
+            "操作は不要です。ゲートウェイに届くようになると転送は自動で再開します"
+        }
+        Code::CredentialStore => {
+            "接続のたびにパスフレーズを入力してください。記憶させるにはデスクトップのキーリング (Secret Service / 資格情報マネージャー / キーチェーン) を起動・ロック解除してください"
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locales() {
+        for (locale, want) in [
+            ("ja_JP.UTF-8", Lang::Ja),
+            ("ja-JP", Lang::Ja),
+            ("ja", Lang::Ja),
+            ("JA_jp", Lang::Ja),
+            ("ja_JP.eucJP@calendar=japanese", Lang::Ja),
+            ("en_US.UTF-8", Lang::En),
+            ("en-GB", Lang::En),
+            ("de_DE", Lang::En),
+            ("C", Lang::En),
+            ("POSIX", Lang::En),
+            ("", Lang::En),
+            ("jav", Lang::En),
+        ] {
+            assert_eq!(Lang::from_locale(locale), want, "{locale}");
+        }
+    }
+
+    #[test]
+    fn every_message_in_both_languages_with_the_same_placeholders() {
+        assert!(Msg::ALL.len() > 50);
+        for m in Msg::ALL {
+            let (en, ja) = (m.text(Lang::En), m.text(Lang::Ja));
+            assert!(!en.is_empty() && !ja.is_empty(), "{m:?}");
+            assert_eq!(placeholders(en), placeholders(ja), "{m:?}");
+        }
+    }
+
+    #[test]
+    fn fill_replaces_every_placeholder() {
+        let t = Msg::StatusConnected.text(Lang::En);
+        assert_eq!(fill(t, &[("gateway", "gw:10022")]), "Connected to gw:10022");
+        assert_eq!(placeholders("a {x} b {y}"), vec!["x", "y"]);
+        assert_eq!(fill("{a}{a}", &[("a", "1")]), "11");
+    }
+
+    #[test]
+    fn fixes_in_the_app_name_no_command_line() {
+        for code in Code::ALL {
+            if let Some(f) = code_fix(*code, Lang::En) {
+                assert!(!f.contains("`pra"), "{code:?}: {f}");
+            }
+        }
+        for code in [
+            Code::KeyNotLoaded,
+            Code::RulesNotFetched,
+            Code::PortBusy,
+            Code::ServerNotSet,
+            Code::KeyPending,
+            Code::CredentialStore,
+        ] {
+            assert!(code_fix(code, Lang::Ja).is_some(), "{code:?}");
+        }
+        // The library's fix of ERR(10193) needs no rewording.
+        assert_eq!(code_fix(Code::KeyNotLoaded, Lang::En), None);
+    }
+}
