@@ -25,6 +25,8 @@ pub enum Actor {
     Submitter(String),
     /// The gateway itself (gateway id).
     Gateway(String),
+    /// An admin signed in to the web page, by the name of the token used.
+    Web(String),
 }
 
 impl std::fmt::Display for Actor {
@@ -34,6 +36,7 @@ impl std::fmt::Display for Actor {
             Actor::Token(n) => write!(f, "token:{n}"),
             Actor::Submitter(s) => write!(f, "submitter:{s}"),
             Actor::Gateway(g) => write!(f, "gateway:{g}"),
+            Actor::Web(n) => write!(f, "web:{n}"),
         }
     }
 }
