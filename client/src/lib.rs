@@ -10,15 +10,19 @@
 //! - [`passphrase`]: the masked passphrase newtype, from `PRA_PASSPHRASE` or the terminal.
 //! - [`registry_client`]: HTTP client of the registry API (submit, status).
 //! - [`tunnel`]: connect, rules, forwards, reconnect; [`tunnel::TunnelState`] for CLI and GUI.
+//! - [`doctor`]: the helpdesk's step-by-step self-test.
+//! - [`logging`]: System.log and User.log in `log/`, rotated, never a secret.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod doctor;
 pub mod error;
 pub mod home;
 pub mod identity;
 pub mod keystore;
+pub mod logging;
 pub mod passphrase;
 pub mod registry_client;
 pub mod tunnel;

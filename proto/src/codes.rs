@@ -221,6 +221,25 @@ mod tests {
     }
 
     #[test]
+    fn every_code_is_documented() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/error-codes.md");
+        let doc = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            doc.contains("| code | cause | fix |"),
+            "{path} is missing or has no table"
+        );
+        let missing: Vec<String> = Code::ALL
+            .iter()
+            .map(|c| format!("| `{}` |", c.label()))
+            .filter(|row| !doc.contains(row.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "codes without a row in docs/error-codes.md: {missing:?}"
+        );
+    }
+
+    #[test]
     fn every_code_round_trips_through_its_number() {
         for c in Code::ALL {
             assert_eq!(Code::from_number(c.number()), Some(*c));

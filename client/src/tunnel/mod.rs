@@ -171,15 +171,13 @@ pub const USER_LOG_TARGET: &str = "pra::user";
 
 /// Write every user-visible change to User.log (the same lines the CLI prints).
 async fn log_user_lines(mut rx: watch::Receiver<TunnelState>) {
-    let mut prev: Option<TunnelState> = None;
-    loop {
+    // The state before start is not news.
+    let mut prev = rx.borrow_and_update().clone();
+    while rx.changed().await.is_ok() {
         let next = rx.borrow_and_update().clone();
-        for ev in status::changes(prev.as_ref(), &next) {
+        for ev in status::changes(Some(&prev), &next) {
             tracing::info!(target: USER_LOG_TARGET, "{}", ev.text());
         }
-        prev = Some(next);
-        if rx.changed().await.is_err() {
-            return;
-        }
+        prev = next;
     }
 }
