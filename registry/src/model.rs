@@ -175,3 +175,61 @@ pub struct LoginFacts {
     /// The user named in the login, if it exists.
     pub user: Option<User>,
 }
+
+/// A session that logs in on a gateway, as the gateway registers it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewSession {
+    /// Which gateway serves it (`--gateway-id`, default `HOSTNAME:PORT`).
+    pub gateway: String,
+    /// Account.
+    pub user: String,
+    /// Key fingerprint.
+    pub fingerprint: String,
+    /// Client address (IP:port) as the gateway sees it.
+    pub source: String,
+    /// When it logged in.
+    pub started_at: Timestamp,
+}
+
+/// Byte counts of one session, written by its gateway every few seconds
+/// and when it ends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionProgress {
+    /// The session ([`SessionRecord::id`]).
+    pub id: i64,
+    /// Client → targets.
+    pub bytes_up: u64,
+    /// Targets → client.
+    pub bytes_down: u64,
+}
+
+/// A gateway session as the registry keeps it (the live-sessions list).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// Registry-wide id (`pra-registry session disconnect ID`).
+    pub id: i64,
+    /// The gateway that serves it.
+    pub gateway: String,
+    /// Account.
+    pub user: String,
+    /// Key fingerprint.
+    pub fingerprint: String,
+    /// Client address (IP:port).
+    pub source: String,
+    /// When it logged in.
+    pub started_at: Timestamp,
+    /// When its gateway last reported it alive (byte counts written).
+    pub heartbeat_at: Timestamp,
+    /// Client → targets, as of the last report.
+    pub bytes_up: u64,
+    /// Targets → client, as of the last report.
+    pub bytes_down: u64,
+    /// When it ended (`None` while live).
+    pub ended_at: Option<Timestamp>,
+    /// Why it ended.
+    pub end_reason: Option<String>,
+    /// Who asked for it to be disconnected, if anyone.
+    pub disconnect_requested_by: Option<String>,
+    /// When.
+    pub disconnect_requested_at: Option<Timestamp>,
+}

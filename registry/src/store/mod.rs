@@ -1,20 +1,59 @@
 //! The registry store: one trait, one implementation per database.
 //!
 //! Callers (admin CLI, HTTP API, gateway) only see [`Store`]; the embedded
-//! SQLite backend ([`sqlite::SqliteStore`]) is the default, and a PostgreSQL
-//! backend can be added behind the same trait. Every admin change writes its
-//! audit event in the same transaction and bumps the store's *revision*, a
-//! counter that running gateways poll (or are notified of) to apply
-//! revocations and rule changes made by another process.
+//! SQLite backend ([`sqlite::SqliteStore`]) is the default, the PostgreSQL
+//! backend ([`postgres::PostgresStore`]) lets several gateways share one
+//! registry. Every admin change writes its audit event in the same
+//! transaction and bumps the store's *revision*, a counter that running
+//! gateways follow through [`Store::subscribe`] (PostgreSQL: `LISTEN
+//! pra_revision`, with a re-check every 2 s as a safety net; SQLite: a
+//! poll of one row every 250 ms) to apply revocations, disabled accounts,
+//! rule changes and disconnect requests made by another process.
+//!
+//! Gateways also record their sessions here ([`Store::session_open`] …), so
+//! the admin CLI and API can list the live sessions of every gateway and
+//! ask for one to be disconnected.
 //!
 //! The trait is synchronous; async callers run it on the blocking pool
-//! (`tokio::task::spawn_blocking`).
+//! (`tokio::task::spawn_blocking`). Both backends may also be called from
+//! a runtime thread without panicking (they block it meanwhile).
 
+pub mod postgres;
 pub mod sqlite;
 
 use crate::error::RegistryError;
 use crate::model::*;
 use pra_proto::api::KeyStatus;
+use std::time::Instant;
+
+/// A session whose gateway has not reported it for this long is hidden
+/// from the live list (its gateway crashed or lost the database).
+pub const SESSION_STALE_SECS: i64 = 60;
+
+/// Ended sessions are kept this long (the audit log keeps them for good).
+pub const SESSION_KEEP_SECS: i64 = 30 * 24 * 3600;
+
+/// What [`Store::subscribe`] reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// The newest revision seen (0 before the first read).
+    pub revision: i64,
+    /// When the database last answered the feed (`None`: not yet).
+    pub confirmed: Option<Instant>,
+    /// Why the last attempt failed, while the database does not answer.
+    pub error: Option<String>,
+}
+
+impl Change {
+    /// Nothing read yet.
+    pub fn unknown() -> Change {
+        Change {
+            revision: 0,
+            confirmed: None,
+            error: None,
+        }
+    }
+}
 
 /// Result of store calls.
 pub type StoreResult<T> = Result<T, RegistryError>;
@@ -77,12 +116,172 @@ pub trait Store: Send + Sync + 'static {
     /// Fingerprints of keys that may log in right now, with their user:
     /// approved keys of enabled users.
     fn allowed_keys(&self) -> StoreResult<Vec<(String, String)>>;
-    /// A counter that grows with every change that affects logins or rules.
+    /// A counter that grows with every change that affects logins or rules
+    /// (and with every disconnect request).
     fn revision(&self) -> StoreResult<i64>;
+    /// Follow the revision without asking: the receiver is updated when it
+    /// moves (PostgreSQL: at once, by `NOTIFY`; SQLite: within 250 ms), and
+    /// at least every few seconds with [`Change::confirmed`] refreshed, or
+    /// [`Change::error`] set while the database does not answer.
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<Change>;
+
+    // --- live sessions (written by gateways) ---
+    /// Register a session that just logged in; returns its id.
+    fn session_open(&self, session: &NewSession) -> StoreResult<i64>;
+    /// Write byte counts and mark the sessions alive at `at` (one call for
+    /// all of a gateway's sessions). Unknown or ended ids are ignored.
+    fn session_progress(&self, at: Timestamp, updates: &[SessionProgress]) -> StoreResult<()>;
+    /// A session ended: final counts and the reason. Ending an ended
+    /// session changes nothing.
+    fn session_close(
+        &self,
+        progress: SessionProgress,
+        at: Timestamp,
+        reason: &str,
+    ) -> StoreResult<()>;
+    /// Sessions not ended whose gateway reported them within
+    /// [`SESSION_STALE_SECS`], oldest first.
+    fn list_live_sessions(&self) -> StoreResult<Vec<SessionRecord>>;
+    /// One session, live or ended.
+    fn get_session(&self, id: i64) -> StoreResult<Option<SessionRecord>>;
+    /// Ask the session's gateway to disconnect it: audited
+    /// (`session.disconnect`) and a revision bump, so every gateway looks.
+    /// `NotFound` unless the session is live.
+    fn request_disconnect(&self, id: i64, actor: &Actor) -> StoreResult<SessionRecord>;
+    /// Ids of `gateway`'s open sessions whose disconnect was requested.
+    fn disconnect_requests(&self, gateway: &str) -> StoreResult<Vec<i64>>;
+    /// A gateway (re)starts: its sessions still open from an earlier run
+    /// are marked ended with `reason`; old ended sessions are pruned.
+    /// Returns how many were ended.
+    fn end_gateway_sessions(&self, gateway: &str, at: Timestamp, reason: &str) -> StoreResult<u64>;
 
     // --- audit ---
     /// Append an event (gateway events; admin changes record their own).
     fn record(&self, event: &AuditEvent) -> StoreResult<()>;
     /// Read events, newest first.
     fn audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
+}
+
+/// An admin change's audit event (the actor's source address is kept for
+/// submissions).
+pub(crate) fn event(
+    kind: &str,
+    actor: &Actor,
+    user: Option<&str>,
+    fingerprint: Option<&str>,
+) -> AuditEvent {
+    let source = match actor {
+        Actor::Submitter(s) => Some(s.clone()),
+        _ => None,
+    };
+    AuditEvent {
+        kind: kind.to_string(),
+        actor: actor.to_string(),
+        user: user.map(str::to_string),
+        fingerprint: fingerprint.map(str::to_string),
+        source,
+        detail: serde_json::Value::Object(Default::default()),
+    }
+}
+
+/// Refusals both backends give before touching the database.
+pub(crate) mod checks {
+    use super::*;
+    use crate::validate;
+    use pra_proto::api::Device;
+
+    /// A key to store: valid, matching its fingerprint, not revoked.
+    pub fn new_key(key: &NewKey) -> StoreResult<(validate::ValidKey, Device)> {
+        // Defense in depth: whatever the caller checked, only a valid key
+        // whose fingerprint matches its line is stored.
+        let valid = validate::public_key(&key.public_key)?;
+        if valid.fingerprint != key.fingerprint || valid.algorithm != key.algorithm {
+            return Err(RegistryError::invalid(
+                "public key",
+                "the fingerprint or algorithm does not match the key",
+            ));
+        }
+        validate::user_name(&key.user)?;
+        let device = validate::device(&key.device)?;
+        if key.status == KeyStatus::Revoked {
+            return Err(RegistryError::invalid(
+                "key status",
+                "a new key is pending or approved",
+            ));
+        }
+        Ok((valid, device))
+    }
+
+    /// A token hash: 64 hex digits.
+    pub fn token(name: &str, token_hash: &str) -> StoreResult<()> {
+        validate::token_name(name)?;
+        if token_hash.len() != 64 || !token_hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(RegistryError::invalid(
+                "token hash",
+                "expected 64 hex digits",
+            ));
+        }
+        Ok(())
+    }
+
+    /// An audit event needs a kind and an actor.
+    pub fn audit_event(e: &AuditEvent) -> StoreResult<()> {
+        if e.kind.is_empty() || e.actor.is_empty() {
+            return Err(RegistryError::invalid(
+                "audit event",
+                "kind and actor are required",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A new session's text fields.
+    pub fn session(s: &NewSession) -> StoreResult<()> {
+        for (field, value, max) in [
+            ("gateway id", &s.gateway, 255),
+            ("user", &s.user, 255),
+            ("fingerprint", &s.fingerprint, 255),
+            ("source", &s.source, 255),
+        ] {
+            if value.is_empty()
+                || value.chars().count() > max
+                || value.chars().any(char::is_control)
+            {
+                return Err(RegistryError::invalid(
+                    field,
+                    format!("1 to {max} printable characters"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// How the key-status transition is named, or why it is refused.
+    pub fn transition(
+        fingerprint: &str,
+        from: KeyStatus,
+        to: KeyStatus,
+    ) -> StoreResult<&'static str> {
+        match (from, to) {
+            (_, KeyStatus::Pending) => Err(RegistryError::invalid(
+                "key status",
+                "a key can be approved or revoked, not set back to pending",
+            )),
+            (KeyStatus::Revoked, KeyStatus::Approved) => Err(RegistryError::Conflict(format!(
+                "key {fingerprint} was revoked and cannot be approved again; the employee \
+                 generates a new key (`pra keygen --force`) and submits it"
+            ))),
+            (_, KeyStatus::Approved) => Ok("key.approve"),
+            (_, KeyStatus::Revoked) => Ok("key.revoke"),
+        }
+    }
+
+    /// Audit page size: 0 = default, capped.
+    pub fn audit_limit(limit: u32) -> u32 {
+        use super::sqlite::{AUDIT_DEFAULT_LIMIT, AUDIT_MAX_LIMIT};
+        match limit {
+            0 => AUDIT_DEFAULT_LIMIT,
+            n => n.min(AUDIT_MAX_LIMIT),
+        }
+    }
 }

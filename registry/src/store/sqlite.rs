@@ -13,7 +13,7 @@
 //!   their own, and SQLite's file locking (with the busy timeout) orders
 //!   their writes. Every write is an `IMMEDIATE` transaction.
 
-use super::{Store, StoreResult};
+use super::{Change, SESSION_KEEP_SECS, SESSION_STALE_SECS, Store, StoreResult, checks, event};
 use crate::error::RegistryError;
 use crate::model::*;
 use crate::validate;
@@ -22,8 +22,10 @@ use rusqlite::{
     Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params,
 };
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// File name of the database inside the data folder.
 pub const DB_FILE: &str = "registry.db";
@@ -35,9 +37,12 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub const AUDIT_DEFAULT_LIMIT: u32 = 100;
 /// Largest page of audit entries.
 pub const AUDIT_MAX_LIMIT: u32 = 1000;
+/// How often [`Store::subscribe`] reads the revision.
+pub const FEED_POLL: Duration = Duration::from_millis(250);
 
 /// Schema migrations; `MIGRATIONS[i]` brings `user_version` from `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE users (
     name        TEXT PRIMARY KEY NOT NULL,
     enabled     INTEGER NOT NULL CHECK (enabled IN (0, 1)),
@@ -100,7 +105,27 @@ CREATE TABLE meta (
     value  INTEGER NOT NULL
 ) STRICT;
 INSERT INTO meta (key, value) VALUES ('revision', 0);
-"#];
+"#,
+    r#"
+CREATE TABLE sessions (
+    id                       INTEGER PRIMARY KEY AUTOINCREMENT,
+    gateway                  TEXT NOT NULL,
+    user                     TEXT NOT NULL,
+    fingerprint              TEXT NOT NULL,
+    source                   TEXT NOT NULL,
+    started_at               INTEGER NOT NULL,
+    heartbeat_at             INTEGER NOT NULL,
+    bytes_up                 INTEGER NOT NULL DEFAULT 0 CHECK (bytes_up >= 0),
+    bytes_down               INTEGER NOT NULL DEFAULT 0 CHECK (bytes_down >= 0),
+    ended_at                 INTEGER,
+    end_reason               TEXT,
+    disconnect_requested_by  TEXT,
+    disconnect_requested_at  INTEGER
+) STRICT;
+CREATE INDEX sessions_open ON sessions(gateway) WHERE ended_at IS NULL;
+CREATE INDEX sessions_ended ON sessions(ended_at) WHERE ended_at IS NOT NULL;
+"#,
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -113,6 +138,15 @@ fn db(e: rusqlite::Error) -> RegistryError {
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
+    feed: Mutex<Option<watch::Sender<Change>>>,
+    /// Tells the feed's poller thread to end (set when the store is dropped).
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -209,6 +243,8 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             path,
+            feed: Mutex::new(None),
+            stop: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -372,6 +408,102 @@ fn rule_row(r: &Row<'_>) -> rusqlite::Result<RuleRecord> {
     })
 }
 
+const SESSION_COLS: &str = "id, gateway, user, fingerprint, source, started_at, heartbeat_at, \
+     bytes_up, bytes_down, ended_at, end_reason, disconnect_requested_by, disconnect_requested_at";
+
+fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionRecord> {
+    Ok(SessionRecord {
+        id: r.get(0)?,
+        gateway: r.get(1)?,
+        user: r.get(2)?,
+        fingerprint: r.get(3)?,
+        source: r.get(4)?,
+        started_at: r.get(5)?,
+        heartbeat_at: r.get(6)?,
+        bytes_up: r.get::<_, i64>(7)?.max(0) as u64,
+        bytes_down: r.get::<_, i64>(8)?.max(0) as u64,
+        ended_at: r.get(9)?,
+        end_reason: r.get(10)?,
+        disconnect_requested_by: r.get(11)?,
+        disconnect_requested_at: r.get(12)?,
+    })
+}
+
+fn get_session_in(conn: &Connection, id: i64) -> StoreResult<Option<SessionRecord>> {
+    conn.query_row(
+        &format!("SELECT {SESSION_COLS} FROM sessions WHERE id = ?1"),
+        [id],
+        session_row,
+    )
+    .optional()
+    .map_err(db)
+}
+
+/// Byte counts are stored as SQL integers (i64).
+pub(crate) fn bytes(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Reads the revision on its own read-only connection every [`FEED_POLL`]
+/// and tells the subscribers; ends when the store is dropped.
+struct Poller {
+    path: PathBuf,
+    tx: watch::Sender<Change>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Poller {
+    fn read(conn: &mut Option<Connection>, path: &Path) -> Result<i64, String> {
+        if conn.is_none() {
+            let c = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            c.busy_timeout(BUSY_TIMEOUT).map_err(|e| e.to_string())?;
+            *conn = Some(c);
+        }
+        let c = conn.as_ref().ok_or("no connection")?;
+        let r = c
+            .query_row("SELECT value FROM meta WHERE key = 'revision'", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| format!("cannot read the revision: {e}"));
+        if r.is_err() {
+            *conn = None;
+        }
+        r
+    }
+
+    fn run(self) {
+        let mut conn = None;
+        let mut last_sent = Instant::now();
+        while !self.stop.load(Ordering::Relaxed) {
+            let result = Self::read(&mut conn, &self.path);
+            self.tx.send_if_modified(|c| match &result {
+                Ok(rev) => {
+                    let moved = *rev != c.revision || c.error.is_some() || c.confirmed.is_none();
+                    c.revision = *rev;
+                    c.confirmed = Some(Instant::now());
+                    c.error = None;
+                    // Refresh `confirmed` for the subscribers every second.
+                    let notify = moved || last_sent.elapsed() >= Duration::from_secs(1);
+                    if notify {
+                        last_sent = Instant::now();
+                    }
+                    notify
+                }
+                Err(e) => {
+                    let changed = c.error.as_deref() != Some(e.as_str());
+                    c.error = Some(e.clone());
+                    changed
+                }
+            });
+            std::thread::sleep(FEED_POLL);
+        }
+    }
+}
+
 fn get_user_in(conn: &Connection, name: &str) -> StoreResult<Option<User>> {
     conn.query_row(
         &format!("SELECT {USER_COLS} FROM users WHERE name = ?1"),
@@ -393,12 +525,7 @@ fn get_key_in(conn: &Connection, fingerprint: &str) -> StoreResult<Option<KeyRec
 }
 
 fn insert_audit(conn: &Connection, at: Timestamp, e: &AuditEvent) -> StoreResult<()> {
-    if e.kind.is_empty() || e.actor.is_empty() {
-        return Err(RegistryError::invalid(
-            "audit event",
-            "kind and actor are required",
-        ));
-    }
+    checks::audit_event(e)?;
     conn.execute(
         "INSERT INTO audit (at, kind, actor, user, fingerprint, source, detail) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -425,21 +552,6 @@ fn admin_change(tx: &Transaction<'_>, at: Timestamp, e: AuditEvent) -> StoreResu
     )
     .map_err(db)?;
     Ok(())
-}
-
-fn event(kind: &str, actor: &Actor, user: Option<&str>, fingerprint: Option<&str>) -> AuditEvent {
-    let source = match actor {
-        Actor::Submitter(s) => Some(s.clone()),
-        _ => None,
-    };
-    AuditEvent {
-        kind: kind.to_string(),
-        actor: actor.to_string(),
-        user: user.map(str::to_string),
-        fingerprint: fingerprint.map(str::to_string),
-        source,
-        detail: serde_json::Value::Object(Default::default()),
-    }
 }
 
 fn add_user_in(
@@ -520,23 +632,7 @@ impl Store for SqliteStore {
         create_user: bool,
         actor: &Actor,
     ) -> StoreResult<(KeyRecord, bool)> {
-        // Defense in depth: whatever the caller checked, only a valid key
-        // whose fingerprint matches its line is stored.
-        let valid = validate::public_key(&key.public_key)?;
-        if valid.fingerprint != key.fingerprint || valid.algorithm != key.algorithm {
-            return Err(RegistryError::invalid(
-                "public key",
-                "the fingerprint or algorithm does not match the key",
-            ));
-        }
-        validate::user_name(&key.user)?;
-        let device = validate::device(&key.device)?;
-        if key.status == KeyStatus::Revoked {
-            return Err(RegistryError::invalid(
-                "key status",
-                "a new key is pending or approved",
-            ));
-        }
+        let (valid, device) = checks::new_key(&key)?;
         self.write(|tx| {
             let now = now();
             if let Some(existing) = get_key_in(tx, &key.fingerprint)? {
@@ -633,38 +729,16 @@ impl Store for SqliteStore {
             }
             let now = now();
             let who = actor.to_string();
-            let kind = match (key.status, status) {
-                (_, KeyStatus::Pending) => {
-                    return Err(RegistryError::invalid(
-                        "key status",
-                        "a key can be approved or revoked, not set back to pending",
-                    ));
-                }
-                (KeyStatus::Revoked, KeyStatus::Approved) => {
-                    return Err(RegistryError::Conflict(format!(
-                        "key {fingerprint} was revoked and cannot be approved again; the \
-                         employee generates a new key (`pra keygen --force`) and submits it"
-                    )));
-                }
-                (_, KeyStatus::Approved) => {
-                    tx.execute(
-                        "UPDATE keys SET status = 'approved', approved_by = ?1, approved_at = ?2 \
-                         WHERE fingerprint = ?3",
-                        params![who, now, fingerprint],
-                    )
-                    .map_err(db)?;
-                    "key.approve"
-                }
-                (_, KeyStatus::Revoked) => {
-                    tx.execute(
-                        "UPDATE keys SET status = 'revoked', revoked_by = ?1, revoked_at = ?2 \
-                         WHERE fingerprint = ?3",
-                        params![who, now, fingerprint],
-                    )
-                    .map_err(db)?;
-                    "key.revoke"
-                }
+            let kind = checks::transition(fingerprint, key.status, status)?;
+            let sql = if status == KeyStatus::Approved {
+                "UPDATE keys SET status = 'approved', approved_by = ?1, approved_at = ?2 \
+                 WHERE fingerprint = ?3"
+            } else {
+                "UPDATE keys SET status = 'revoked', revoked_by = ?1, revoked_at = ?2 \
+                 WHERE fingerprint = ?3"
             };
+            tx.execute(sql, params![who, now, fingerprint])
+                .map_err(db)?;
             let mut e = event(kind, actor, Some(&key.user), Some(fingerprint));
             e.detail = serde_json::json!({ "from": key.status.as_str() });
             admin_change(tx, now, e)?;
@@ -677,7 +751,9 @@ impl Store for SqliteStore {
         self.write(|tx| {
             let n = tx
                 .execute(
-                    "UPDATE keys SET last_seen = ?1 WHERE fingerprint = ?2",
+                    // Several processes: "last seen" never moves backwards.
+                    "UPDATE keys SET last_seen = max(coalesce(last_seen, ?1), ?1) \
+                     WHERE fingerprint = ?2",
                     params![at, fingerprint],
                 )
                 .map_err(db)?;
@@ -789,13 +865,7 @@ impl Store for SqliteStore {
     }
 
     fn add_token(&self, name: &str, token_hash: &str, actor: &Actor) -> StoreResult<TokenRecord> {
-        validate::token_name(name)?;
-        if token_hash.len() != 64 || !token_hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(RegistryError::invalid(
-                "token hash",
-                "expected 64 hex digits",
-            ));
-        }
+        checks::token(name, token_hash)?;
         self.write(|tx| {
             let exists: bool = tx
                 .query_row(
@@ -889,15 +959,176 @@ impl Store for SqliteStore {
         })
     }
 
+    fn subscribe(&self) -> watch::Receiver<Change> {
+        let mut feed = self.feed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = feed.as_ref() {
+            return tx.subscribe();
+        }
+        let (tx, rx) = watch::channel(Change::unknown());
+        let poller = Poller {
+            path: self.path.clone(),
+            tx: tx.clone(),
+            stop: Arc::clone(&self.stop),
+        };
+        let spawned = std::thread::Builder::new()
+            .name("pra-sqlite-feed".into())
+            .spawn(move || poller.run());
+        if let Err(e) = spawned {
+            tx.send_replace(Change {
+                error: Some(format!("cannot start the revision poller: {e}")),
+                ..Change::unknown()
+            });
+        }
+        *feed = Some(tx);
+        rx
+    }
+
+    fn session_open(&self, session: &NewSession) -> StoreResult<i64> {
+        checks::session(session)?;
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO sessions (gateway, user, fingerprint, source, started_at, heartbeat_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                params![
+                    session.gateway,
+                    session.user,
+                    session.fingerprint,
+                    session.source,
+                    session.started_at
+                ],
+            )
+            .map_err(db)?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    fn session_progress(&self, at: Timestamp, updates: &[SessionProgress]) -> StoreResult<()> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| {
+            let mut stmt = tx
+                .prepare_cached(
+                    "UPDATE sessions SET bytes_up = ?1, bytes_down = ?2, heartbeat_at = ?3 \
+                     WHERE id = ?4 AND ended_at IS NULL",
+                )
+                .map_err(db)?;
+            for u in updates {
+                stmt.execute(params![bytes(u.bytes_up), bytes(u.bytes_down), at, u.id])
+                    .map_err(db)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn session_close(
+        &self,
+        progress: SessionProgress,
+        at: Timestamp,
+        reason: &str,
+    ) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE sessions SET bytes_up = ?1, bytes_down = ?2, heartbeat_at = ?3, \
+                 ended_at = ?3, end_reason = ?4 WHERE id = ?5 AND ended_at IS NULL",
+                params![
+                    bytes(progress.bytes_up),
+                    bytes(progress.bytes_down),
+                    at,
+                    reason,
+                    progress.id
+                ],
+            )
+            .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    fn list_live_sessions(&self) -> StoreResult<Vec<SessionRecord>> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare(&format!(
+                    "SELECT {SESSION_COLS} FROM sessions \
+                     WHERE ended_at IS NULL AND heartbeat_at >= ?1 ORDER BY started_at, id"
+                ))
+                .map_err(db)?;
+            let rows = stmt
+                .query_map([now() - SESSION_STALE_SECS], session_row)
+                .map_err(db)?;
+            rows.collect::<Result<_, _>>().map_err(db)
+        })
+    }
+
+    fn get_session(&self, id: i64) -> StoreResult<Option<SessionRecord>> {
+        self.read(|c| get_session_in(c, id))
+    }
+
+    fn request_disconnect(&self, id: i64, actor: &Actor) -> StoreResult<SessionRecord> {
+        self.write(|tx| {
+            let now = now();
+            let session = get_session_in(tx, id)?
+                .filter(|s| s.ended_at.is_none() && s.heartbeat_at >= now - SESSION_STALE_SECS)
+                .ok_or_else(|| RegistryError::NotFound(format!("no live session {id}")))?;
+            if session.disconnect_requested_at.is_some() {
+                return Ok(session);
+            }
+            tx.execute(
+                "UPDATE sessions SET disconnect_requested_by = ?1, disconnect_requested_at = ?2 \
+                 WHERE id = ?3",
+                params![actor.to_string(), now, id],
+            )
+            .map_err(db)?;
+            let mut e = event(
+                "session.disconnect",
+                actor,
+                Some(&session.user),
+                Some(&session.fingerprint),
+            );
+            e.source = Some(session.source.clone());
+            e.detail = serde_json::json!({ "session": id, "gateway": session.gateway });
+            admin_change(tx, now, e)?;
+            get_session_in(tx, id)?
+                .ok_or_else(|| RegistryError::NotFound(format!("no live session {id}")))
+        })
+    }
+
+    fn disconnect_requests(&self, gateway: &str) -> StoreResult<Vec<i64>> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare(
+                    "SELECT id FROM sessions WHERE gateway = ?1 AND ended_at IS NULL \
+                     AND disconnect_requested_at IS NOT NULL ORDER BY id",
+                )
+                .map_err(db)?;
+            let rows = stmt.query_map([gateway], |r| r.get(0)).map_err(db)?;
+            rows.collect::<Result<_, _>>().map_err(db)
+        })
+    }
+
+    fn end_gateway_sessions(&self, gateway: &str, at: Timestamp, reason: &str) -> StoreResult<u64> {
+        self.write(|tx| {
+            let n = tx
+                .execute(
+                    "UPDATE sessions SET ended_at = ?1, end_reason = ?2 \
+                     WHERE gateway = ?3 AND ended_at IS NULL",
+                    params![at, reason, gateway],
+                )
+                .map_err(db)?;
+            tx.execute(
+                "DELETE FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ?1",
+                [at - SESSION_KEEP_SECS],
+            )
+            .map_err(db)?;
+            Ok(n as u64)
+        })
+    }
+
     fn record(&self, event: &AuditEvent) -> StoreResult<()> {
         self.write(|tx| insert_audit(tx, now(), event))
     }
 
     fn audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
-        let limit = match query.limit {
-            0 => AUDIT_DEFAULT_LIMIT,
-            n => n.min(AUDIT_MAX_LIMIT),
-        };
+        let limit = checks::audit_limit(query.limit);
         self.read(|c| {
             let mut stmt = c
                 .prepare(

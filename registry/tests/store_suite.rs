@@ -1,0 +1,749 @@
+//! The store test suite, run against both backends: every test below runs
+//! once on SQLite (a temp folder) and once on PostgreSQL (a fresh database
+//! on the throwaway server of `common/pg.rs`). Same calls, same answers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+#[path = "common/pg.rs"]
+#[allow(dead_code)]
+mod pg;
+
+use common::{device, ed25519, fingerprint, line};
+use pra_proto::api::KeyStatus;
+use pra_registry::error::RegistryError;
+use pra_registry::model::*;
+use pra_registry::store::postgres::PostgresStore;
+use pra_registry::store::sqlite::SqliteStore;
+use pra_registry::store::{Change, SESSION_STALE_SECS, Store};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where a test's registry lives; `open` gives another handle on it (as
+/// another process would have).
+enum Db {
+    Sqlite(tempfile::TempDir),
+    Postgres(String),
+}
+
+impl Db {
+    fn open(&self) -> Arc<dyn Store> {
+        match self {
+            Db::Sqlite(dir) => Arc::new(SqliteStore::open(dir.path()).unwrap()),
+            Db::Postgres(url) => Arc::new(PostgresStore::open(url).unwrap()),
+        }
+    }
+}
+
+fn sqlite() -> Option<Db> {
+    Some(Db::Sqlite(tempfile::tempdir().unwrap()))
+}
+
+fn postgres() -> Option<Db> {
+    if pg::skipped() {
+        return None;
+    }
+    Some(Db::Postgres(pg::Postgres::shared().fresh_db()))
+}
+
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $( #[test] fn $name() { if let Some(db) = super::sqlite() { super::$name(&db) } } )*
+        }
+        mod on_postgres {
+            $( #[test] fn $name() { if let Some(db) = super::postgres() { super::$name(&db) } } )*
+        }
+    };
+}
+
+suite!(
+    users_keys_rules_round_trip_with_audit_and_revision,
+    refusals_change_nothing,
+    create_user_on_import,
+    tokens_are_found_by_hash_and_marked_used,
+    a_second_handle_sees_every_change,
+    many_threads_share_one_store,
+    lists_sort_by_bytes_not_by_locale,
+    audit_filters_and_pages,
+    last_seen_never_moves_backwards,
+    sessions_are_listed_counted_and_closed,
+    stale_sessions_are_hidden_and_ended_at_gateway_restart,
+    disconnect_requests_are_audited_and_reach_their_gateway,
+    subscribers_hear_changes_from_another_handle,
+);
+
+fn cli() -> Actor {
+    Actor::Cli("root".into())
+}
+
+fn new_key(seed: u8, user: &str, status: KeyStatus) -> NewKey {
+    let v = pra_registry::validate::public_key(&line(&ed25519(seed))).unwrap();
+    NewKey {
+        fingerprint: v.fingerprint,
+        user: user.into(),
+        public_key: v.line,
+        algorithm: v.algorithm,
+        device: device(),
+        status,
+    }
+}
+
+fn rule(user: &str, name: &str, port: u16, host: &str) -> RuleRecord {
+    RuleRecord {
+        user: user.into(),
+        name: name.into(),
+        local_port: port,
+        target_host: host.into(),
+        target_port: 25,
+    }
+}
+
+fn kinds(s: &dyn Store) -> Vec<String> {
+    s.audit(&AuditQuery::default())
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event.kind)
+        .collect()
+}
+
+fn users_keys_rules_round_trip_with_audit_and_revision(db: &Db) {
+    let s = db.open();
+    assert_eq!(s.revision().unwrap(), 0);
+    s.add_user("alice", &cli()).unwrap();
+    assert!(matches!(
+        s.add_user("alice", &cli()),
+        Err(RegistryError::Conflict(_))
+    ));
+    assert_eq!(s.revision().unwrap(), 1);
+    assert_eq!(
+        s.get_user("alice").unwrap().map(|u| (u.name, u.enabled)),
+        Some(("alice".into(), true))
+    );
+    assert!(s.get_user("nobody").unwrap().is_none());
+
+    let submitter = Actor::Submitter("10.0.0.1:5000".into());
+    let (k, created) = s
+        .add_key(new_key(1, "alice", KeyStatus::Pending), false, &submitter)
+        .unwrap();
+    assert!(created);
+    assert_eq!(k.status, KeyStatus::Pending);
+    assert_eq!(k.device, device());
+    let (again, created) = s
+        .add_key(new_key(1, "alice", KeyStatus::Pending), false, &cli())
+        .unwrap();
+    assert!(!created);
+    assert_eq!(again, k);
+    assert!(s.allowed_keys().unwrap().is_empty());
+    assert_eq!(
+        s.list_keys(Some(KeyStatus::Pending)).unwrap(),
+        vec![k.clone()]
+    );
+    assert!(s.list_keys(Some(KeyStatus::Approved)).unwrap().is_empty());
+
+    let k = s
+        .set_key_status(&k.fingerprint, KeyStatus::Approved, &cli())
+        .unwrap();
+    assert_eq!(k.approved_by.as_deref(), Some("cli:root"));
+    assert!(k.approved_at.is_some());
+    assert_eq!(
+        s.allowed_keys().unwrap(),
+        vec![(k.fingerprint.clone(), "alice".into())]
+    );
+    // Same status again: no change, no audit, no revision bump.
+    let rev = s.revision().unwrap();
+    s.set_key_status(&k.fingerprint, KeyStatus::Approved, &cli())
+        .unwrap();
+    assert_eq!(s.revision().unwrap(), rev);
+
+    s.set_user_enabled("alice", false, &cli()).unwrap();
+    assert!(s.allowed_keys().unwrap().is_empty());
+    s.set_user_enabled("alice", true, &cli()).unwrap();
+
+    s.touch_key(&k.fingerprint, 1234).unwrap();
+    let facts = s.login_facts("alice", &k.fingerprint).unwrap();
+    assert_eq!(facts.key.unwrap().last_seen, Some(1234));
+    assert!(facts.user.unwrap().enabled);
+    let facts = s.login_facts("bob", "SHA256:none").unwrap();
+    assert!(facts.key.is_none() && facts.user.is_none());
+
+    let r = s
+        .add_rule(rule("alice", "smtp", 10025, "[::1]"), &cli())
+        .unwrap();
+    assert_eq!(r.target_host, "::1");
+    assert_eq!(s.list_rules(Some("alice")).unwrap(), vec![r.clone()]);
+    assert_eq!(s.list_rules(None).unwrap(), vec![r]);
+    assert!(s.list_rules(Some("bob")).unwrap().is_empty());
+    s.remove_rule("alice", "smtp", &cli()).unwrap();
+    assert!(s.list_rules(None).unwrap().is_empty());
+
+    let revoked = s
+        .set_key_status(&k.fingerprint, KeyStatus::Revoked, &cli())
+        .unwrap();
+    assert_eq!(revoked.revoked_by.as_deref(), Some("cli:root"));
+    assert!(matches!(
+        s.set_key_status(&k.fingerprint, KeyStatus::Approved, &cli()),
+        Err(RegistryError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.set_key_status(&k.fingerprint, KeyStatus::Pending, &cli()),
+        Err(RegistryError::Invalid { .. })
+    ));
+
+    assert_eq!(
+        kinds(s.as_ref()),
+        [
+            "key.revoke",
+            "rule.remove",
+            "rule.add",
+            "user.enable",
+            "user.disable",
+            "key.approve",
+            "key.submit",
+            "user.add"
+        ]
+    );
+    // every admin change bumped the revision once; touch_key did not
+    assert_eq!(s.revision().unwrap(), 8);
+    let submit = s
+        .audit(&AuditQuery {
+            kind_prefix: Some("key.sub".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(submit.len(), 1);
+    assert_eq!(submit[0].event.source.as_deref(), Some("10.0.0.1:5000"));
+    assert_eq!(submit[0].event.user.as_deref(), Some("alice"));
+    assert_eq!(submit[0].event.detail["status"], "pending");
+    assert_eq!(submit[0].event.detail["computer"], "PC-01");
+}
+
+fn refusals_change_nothing(db: &Db) {
+    let s = db.open();
+    s.add_user("alice", &cli()).unwrap();
+    s.add_user("bob", &cli()).unwrap();
+    s.add_key(new_key(1, "alice", KeyStatus::Pending), false, &cli())
+        .unwrap();
+    s.add_rule(rule("alice", "smtp", 10025, "mail"), &cli())
+        .unwrap();
+    let rev = s.revision().unwrap();
+    let audit = s.audit(&AuditQuery::default()).unwrap().len();
+
+    let errors: Vec<RegistryError> = vec![
+        s.add_key(new_key(1, "bob", KeyStatus::Pending), false, &cli())
+            .unwrap_err(),
+        s.add_key(new_key(2, "nobody", KeyStatus::Pending), false, &cli())
+            .unwrap_err(),
+        s.add_key(new_key(2, "alice", KeyStatus::Revoked), false, &cli())
+            .unwrap_err(),
+        s.add_key(
+            NewKey {
+                public_key: line(&ed25519(9)),
+                ..new_key(2, "alice", KeyStatus::Pending)
+            },
+            false,
+            &cli(),
+        )
+        .unwrap_err(),
+        s.add_rule(rule("alice", "smtp", 10026, "mail"), &cli())
+            .unwrap_err(),
+        s.add_rule(rule("alice", "imap", 10025, "mail"), &cli())
+            .unwrap_err(),
+        s.add_rule(rule("nobody", "imap", 10026, "mail"), &cli())
+            .unwrap_err(),
+        s.add_rule(rule("alice", "imap", 0, "mail"), &cli())
+            .unwrap_err(),
+        s.add_rule(rule("alice", "imap", 10026, ""), &cli())
+            .unwrap_err(),
+        s.add_rule(rule("alice", "imap", 10026, "a b"), &cli())
+            .unwrap_err(),
+        s.add_rule(rule("alice", "imap", 10026, "a\0b"), &cli())
+            .unwrap_err(),
+        s.add_rule(rule("alice", "imap", 10026, &"a".repeat(254)), &cli())
+            .unwrap_err(),
+        s.remove_rule("alice", "nope", &cli()).unwrap_err(),
+        s.set_user_enabled("nobody", false, &cli()).unwrap_err(),
+        s.add_user("bad name", &cli()).unwrap_err(),
+        s.set_key_status("SHA256:none", KeyStatus::Approved, &cli())
+            .unwrap_err(),
+        s.add_token("t", "short", &cli()).unwrap_err(),
+        s.touch_key("SHA256:none", 1).unwrap_err(),
+        s.request_disconnect(12345, &cli()).unwrap_err(),
+    ];
+    assert_eq!(errors.len(), 19);
+    assert_eq!(s.revision().unwrap(), rev);
+    assert_eq!(s.audit(&AuditQuery::default()).unwrap().len(), audit);
+    assert_eq!(s.list_keys(None).unwrap().len(), 1);
+    assert_eq!(s.list_rules(None).unwrap().len(), 1);
+    assert_eq!(s.list_users().unwrap().len(), 2);
+    let conflict = |i: usize| matches!(errors[i], RegistryError::Conflict(_));
+    let not_found = |i: usize| matches!(errors[i], RegistryError::NotFound(_));
+    let invalid = |i: usize| matches!(errors[i], RegistryError::Invalid { .. });
+    assert!(conflict(0) && not_found(1) && invalid(2) && invalid(3));
+    assert!(conflict(4) && conflict(5) && not_found(6));
+    assert!((7..=11).all(invalid));
+    assert!(not_found(12) && not_found(13) && invalid(14) && not_found(15));
+    assert!(invalid(16) && not_found(17) && not_found(18));
+}
+
+fn create_user_on_import(db: &Db) {
+    let s = db.open();
+    let (k, _) = s
+        .add_key(new_key(3, "carol", KeyStatus::Approved), true, &cli())
+        .unwrap();
+    assert_eq!(k.status, KeyStatus::Approved);
+    assert_eq!(k.approved_by.as_deref(), Some("cli:root"));
+    assert!(s.get_user("carol").unwrap().unwrap().enabled);
+    assert_eq!(s.allowed_keys().unwrap().len(), 1);
+    assert_eq!(kinds(s.as_ref()), ["key.import", "user.add"]);
+    let add = &s.audit(&AuditQuery::default()).unwrap()[1];
+    assert_eq!(add.event.detail["via"], "key.import");
+    assert_eq!(s.revision().unwrap(), 2);
+}
+
+fn tokens_are_found_by_hash_and_marked_used(db: &Db) {
+    let s = db.open();
+    let hash = "a".repeat(64);
+    let t = s.add_token("ci", &hash, &cli()).unwrap();
+    assert_eq!(t.last_used, None);
+    assert!(matches!(
+        s.add_token("ci", &"b".repeat(64), &cli()),
+        Err(RegistryError::Conflict(_))
+    ));
+    assert!(s.use_token(&"c".repeat(64)).unwrap().is_none());
+    let t = s.use_token(&hash).unwrap().unwrap();
+    assert_eq!(t.name, "ci");
+    assert!(t.last_used.is_some());
+    let e = &s.audit(&AuditQuery::default()).unwrap()[0];
+    assert_eq!(e.event.kind, "token.create");
+    assert_eq!(e.event.detail["token"], "ci");
+    // the hash is never in the audit log
+    assert!(!e.event.detail.to_string().contains(&hash));
+}
+
+fn a_second_handle_sees_every_change(db: &Db) {
+    let a = db.open();
+    let b = db.open();
+    a.add_user("alice", &cli()).unwrap();
+    assert!(b.get_user("alice").unwrap().is_some());
+    b.add_user("bob", &cli()).unwrap();
+    assert_eq!(a.revision().unwrap(), 2);
+    let fp = b
+        .add_key(new_key(4, "alice", KeyStatus::Approved), false, &cli())
+        .unwrap()
+        .0
+        .fingerprint;
+    assert_eq!(a.allowed_keys().unwrap(), vec![(fp, "alice".into())]);
+    drop((a, b));
+    let c = db.open();
+    assert_eq!(c.list_users().unwrap().len(), 2);
+    assert_eq!(c.revision().unwrap(), 3);
+}
+
+fn many_threads_share_one_store(db: &Db) {
+    let s = db.open();
+    let other = db.open();
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let s = if i % 2 == 0 { s.clone() } else { other.clone() };
+            std::thread::spawn(move || {
+                for j in 0..10 {
+                    s.add_user(&format!("u{i}-{j}"), &cli()).unwrap();
+                    s.revision().unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(s.list_users().unwrap().len(), 80);
+    assert_eq!(s.revision().unwrap(), 80);
+    assert_eq!(s.audit(&AuditQuery::default()).unwrap().len(), 80);
+}
+
+fn lists_sort_by_bytes_not_by_locale(db: &Db) {
+    let s = db.open();
+    for name in ["bob", "Zed", "alice", "Adam"] {
+        s.add_user(name, &cli()).unwrap();
+    }
+    let names: Vec<String> = s
+        .list_users()
+        .unwrap()
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+    assert_eq!(names, ["Adam", "Zed", "alice", "bob"]);
+    s.add_rule(rule("bob", "b", 2000, "h"), &cli()).unwrap();
+    s.add_rule(rule("Zed", "z", 3000, "h"), &cli()).unwrap();
+    s.add_rule(rule("bob", "a", 1000, "h"), &cli()).unwrap();
+    let rules: Vec<(String, u16)> = s
+        .list_rules(None)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.user, r.local_port))
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            ("Zed".into(), 3000),
+            ("bob".into(), 1000),
+            ("bob".into(), 2000)
+        ]
+    );
+}
+
+fn audit_filters_and_pages(db: &Db) {
+    let s = db.open();
+    s.add_user("alice", &cli()).unwrap();
+    s.add_user("bob", &cli()).unwrap();
+    s.record(&AuditEvent {
+        kind: "login.refused".into(),
+        actor: "gateway:gw1".into(),
+        user: Some("mallory".into()),
+        fingerprint: Some("SHA256:x".into()),
+        source: Some("192.0.2.1:4000".into()),
+        detail: serde_json::json!({ "reason": "unknown_key", "n": 3 }),
+    })
+    .unwrap();
+    assert!(matches!(
+        s.record(&AuditEvent {
+            kind: String::new(),
+            actor: "x".into(),
+            user: None,
+            fingerprint: None,
+            source: None,
+            detail: serde_json::Value::Null,
+        }),
+        Err(RegistryError::Invalid { .. })
+    ));
+    // gateway events do not bump the revision
+    assert_eq!(s.revision().unwrap(), 2);
+    let all = s.audit(&AuditQuery::default()).unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(all.windows(2).all(|w| w[0].id > w[1].id));
+    let login = s
+        .audit(&AuditQuery {
+            kind_prefix: Some("login".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(login.len(), 1);
+    assert_eq!(login[0].event.detail["reason"], "unknown_key");
+    assert_eq!(login[0].event.detail["n"], 3);
+    assert_eq!(login[0].event.source.as_deref(), Some("192.0.2.1:4000"));
+    let bob = s
+        .audit(&AuditQuery {
+            user: Some("bob".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(bob.len(), 1);
+    assert_eq!(bob[0].event.kind, "user.add");
+    let page = s
+        .audit(&AuditQuery {
+            limit: 2,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(page.len(), 2);
+    let next = s
+        .audit(&AuditQuery {
+            limit: 2,
+            before_id: Some(page[1].id),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].event.user.as_deref(), Some("alice"));
+    // no wildcard meaning in the prefix
+    assert!(
+        s.audit(&AuditQuery {
+            kind_prefix: Some("%".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .is_empty()
+    );
+}
+
+fn last_seen_never_moves_backwards(db: &Db) {
+    let a = db.open();
+    let b = db.open();
+    let fp = a
+        .add_key(new_key(5, "dave", KeyStatus::Approved), true, &cli())
+        .unwrap()
+        .0
+        .fingerprint;
+    assert_eq!(a.get_key(&fp).unwrap().unwrap().last_seen, None);
+    a.touch_key(&fp, 2000).unwrap();
+    // another gateway, a second late (or with a clock behind)
+    b.touch_key(&fp, 1990).unwrap();
+    assert_eq!(b.get_key(&fp).unwrap().unwrap().last_seen, Some(2000));
+    b.touch_key(&fp, 2010).unwrap();
+    assert_eq!(a.get_key(&fp).unwrap().unwrap().last_seen, Some(2010));
+    assert_eq!(a.revision().unwrap(), 2, "logins are not admin changes");
+}
+
+fn new_session(gateway: &str, user: &str, seed: u8) -> NewSession {
+    NewSession {
+        gateway: gateway.into(),
+        user: user.into(),
+        fingerprint: fingerprint(&ed25519(seed)),
+        source: "198.51.100.7:50000".into(),
+        started_at: now(),
+    }
+}
+
+fn sessions_are_listed_counted_and_closed(db: &Db) {
+    let gw1 = db.open();
+    let gw2 = db.open();
+    let admin = db.open();
+    let rev = admin.revision().unwrap();
+    let a = gw1
+        .session_open(&new_session("gw1:10022", "alice", 1))
+        .unwrap();
+    let b = gw2
+        .session_open(&new_session("gw2:10022", "bob", 2))
+        .unwrap();
+    assert_ne!(a, b);
+    assert!(
+        gw1.session_open(&NewSession {
+            gateway: String::new(),
+            ..new_session("x", "alice", 1)
+        })
+        .is_err()
+    );
+    assert!(
+        gw1.session_open(&NewSession {
+            source: "a\nb".into(),
+            ..new_session("x", "alice", 1)
+        })
+        .is_err()
+    );
+    let live = admin.list_live_sessions().unwrap();
+    assert_eq!(
+        live.iter()
+            .map(|s| (s.id, s.gateway.as_str(), s.user.as_str()))
+            .collect::<Vec<_>>(),
+        [(a, "gw1:10022", "alice"), (b, "gw2:10022", "bob")]
+    );
+    assert_eq!(live[0].fingerprint, fingerprint(&ed25519(1)));
+    assert_eq!(live[0].source, "198.51.100.7:50000");
+    assert_eq!((live[0].bytes_up, live[0].bytes_down), (0, 0));
+
+    let t = now();
+    gw1.session_progress(
+        t,
+        &[
+            SessionProgress {
+                id: a,
+                bytes_up: 1000,
+                bytes_down: u64::MAX,
+            },
+            SessionProgress {
+                id: 999_999,
+                bytes_up: 1,
+                bytes_down: 1,
+            },
+        ],
+    )
+    .unwrap();
+    gw1.session_progress(t, &[]).unwrap();
+    let s = admin.get_session(a).unwrap().unwrap();
+    assert_eq!(s.bytes_up, 1000);
+    assert_eq!(s.bytes_down, i64::MAX as u64);
+    assert_eq!(s.heartbeat_at, t);
+
+    gw1.session_close(
+        SessionProgress {
+            id: a,
+            bytes_up: 1500,
+            bytes_down: 20,
+        },
+        t + 1,
+        "closed",
+    )
+    .unwrap();
+    // closing again or reporting progress after the end changes nothing
+    gw1.session_close(
+        SessionProgress {
+            id: a,
+            bytes_up: 1,
+            bytes_down: 1,
+        },
+        t + 5,
+        "again",
+    )
+    .unwrap();
+    gw1.session_progress(
+        t + 6,
+        &[SessionProgress {
+            id: a,
+            bytes_up: 2,
+            bytes_down: 2,
+        }],
+    )
+    .unwrap();
+    let s = admin.get_session(a).unwrap().unwrap();
+    assert_eq!((s.bytes_up, s.bytes_down), (1500, 20));
+    assert_eq!(s.ended_at, Some(t + 1));
+    assert_eq!(s.end_reason.as_deref(), Some("closed"));
+    let live: Vec<i64> = admin
+        .list_live_sessions()
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(live, [b]);
+    assert!(admin.get_session(424_242).unwrap().is_none());
+    // session bookkeeping is not an admin change
+    assert_eq!(admin.revision().unwrap(), rev);
+    assert!(admin.audit(&AuditQuery::default()).unwrap().is_empty());
+}
+
+fn stale_sessions_are_hidden_and_ended_at_gateway_restart(db: &Db) {
+    let s = db.open();
+    let old = s.session_open(&new_session("gw1", "alice", 1)).unwrap();
+    let fresh = s.session_open(&new_session("gw1", "alice", 1)).unwrap();
+    let other = s.session_open(&new_session("gw2", "bob", 2)).unwrap();
+    // gw1 stopped reporting `old` long ago (e.g. it crashed mid-session)
+    s.session_progress(
+        now() - SESSION_STALE_SECS - 5,
+        &[SessionProgress {
+            id: old,
+            ..Default::default()
+        }],
+    )
+    .unwrap();
+    let live: Vec<i64> = s
+        .list_live_sessions()
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(live, [fresh, other]);
+    assert!(matches!(
+        s.request_disconnect(old, &cli()),
+        Err(RegistryError::NotFound(_))
+    ));
+
+    // gw1 restarts: whatever it had open is over
+    let t = now();
+    assert_eq!(
+        s.end_gateway_sessions("gw1", t, "gateway_restart").unwrap(),
+        2
+    );
+    assert_eq!(
+        s.end_gateway_sessions("gw1", t, "gateway_restart").unwrap(),
+        0
+    );
+    for id in [old, fresh] {
+        let r = s.get_session(id).unwrap().unwrap();
+        assert_eq!(r.ended_at, Some(t));
+        assert_eq!(r.end_reason.as_deref(), Some("gateway_restart"));
+    }
+    let live: Vec<i64> = s
+        .list_live_sessions()
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(live, [other]);
+    // sessions that ended long ago are pruned at a restart
+    s.end_gateway_sessions("gw9", t + pra_registry::store::SESSION_KEEP_SECS + 10, "x")
+        .unwrap();
+    assert!(s.get_session(old).unwrap().is_none());
+    assert!(s.get_session(other).unwrap().is_some());
+}
+
+fn disconnect_requests_are_audited_and_reach_their_gateway(db: &Db) {
+    let gw1 = db.open();
+    let admin = db.open();
+    let id = gw1.session_open(&new_session("gw1", "alice", 1)).unwrap();
+    let other = gw1.session_open(&new_session("gw2", "alice", 1)).unwrap();
+    assert!(gw1.disconnect_requests("gw1").unwrap().is_empty());
+    let rev = admin.revision().unwrap();
+    let token = Actor::Token("helpdesk".into());
+    let r = admin.request_disconnect(id, &token).unwrap();
+    assert_eq!(r.disconnect_requested_by.as_deref(), Some("token:helpdesk"));
+    assert!(r.disconnect_requested_at.is_some());
+    assert_eq!(r.ended_at, None);
+    assert_eq!(admin.revision().unwrap(), rev + 1);
+    // asking twice is one request
+    admin.request_disconnect(id, &cli()).unwrap();
+    assert_eq!(admin.revision().unwrap(), rev + 1);
+    assert_eq!(gw1.disconnect_requests("gw1").unwrap(), [id]);
+    assert!(gw1.disconnect_requests("gw2").unwrap().is_empty());
+    let e = admin.audit(&AuditQuery::default()).unwrap();
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].event.kind, "session.disconnect");
+    assert_eq!(e[0].event.actor, "token:helpdesk");
+    assert_eq!(e[0].event.user.as_deref(), Some("alice"));
+    assert_eq!(e[0].event.source.as_deref(), Some("198.51.100.7:50000"));
+    assert_eq!(e[0].event.detail["session"], id);
+    assert_eq!(e[0].event.detail["gateway"], "gw1");
+    // once the gateway ended it, it is no longer asked for, nor can be
+    gw1.session_close(
+        SessionProgress {
+            id,
+            ..Default::default()
+        },
+        now(),
+        "disconnected",
+    )
+    .unwrap();
+    assert!(gw1.disconnect_requests("gw1").unwrap().is_empty());
+    assert!(matches!(
+        admin.request_disconnect(id, &cli()),
+        Err(RegistryError::NotFound(_))
+    ));
+    assert!(
+        admin
+            .get_session(other)
+            .unwrap()
+            .unwrap()
+            .disconnect_requested_at
+            .is_none()
+    );
+}
+
+/// Wait (bounded) until the feed shows at least `revision`; how long it took.
+fn wait_feed(rx: &mut tokio::sync::watch::Receiver<Change>, revision: i64) -> Duration {
+    let started = Instant::now();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            rx.wait_for(|c| c.revision >= revision),
+        )
+        .await
+        .expect("the feed shows the change within 5 s")
+        .unwrap();
+    });
+    started.elapsed()
+}
+
+fn subscribers_hear_changes_from_another_handle(db: &Db) {
+    let gateway = db.open();
+    let admin = db.open();
+    let mut rx = gateway.subscribe();
+    let mut rx2 = gateway.subscribe();
+    admin.add_user("alice", &cli()).unwrap();
+    wait_feed(&mut rx, 1);
+    let c = rx.borrow().clone();
+    assert!(c.confirmed.is_some() && c.error.is_none(), "{c:?}");
+    let mut worst = Duration::ZERO;
+    for i in 0..5 {
+        admin.add_user(&format!("u{i}"), &cli()).unwrap();
+        worst = worst.max(wait_feed(&mut rx, 2 + i));
+    }
+    wait_feed(&mut rx2, 6);
+    eprintln!("feed latency (worst of 5 changes from another handle): {worst:?}");
+    // refused changes and gateway bookkeeping do not move it
+    assert!(admin.add_user("alice", &cli()).is_err());
+    assert_eq!(gateway.revision().unwrap(), 6);
+    assert_eq!(rx.borrow().revision, 6);
+}
