@@ -4,7 +4,7 @@
 # Idempotent; safe to run again. Used by scripts/test.sh and scripts/demo.sh.
 set -euo pipefail
 
-APT_PACKAGES="openssh-client openssh-server util-linux bsdutils chromium chromium-driver"
+APT_PACKAGES="openssh-client openssh-server util-linux bsdutils chromium chromium-driver postgresql"
 
 missing=""
 for p in $APT_PACKAGES; do
