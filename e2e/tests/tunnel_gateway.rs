@@ -1,0 +1,245 @@
+//! The client's tunnel library against the real gateway (`pra_registry::
+//! gateway::run` over SQLite) with echo targets: two forwards, a busy local
+//! port, a gateway restart, a stalled reader beside a live forward, a 64 MiB
+//! two-way echo.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use pra_client::config::GatewayAddr;
+use pra_client::tunnel::{ForwardState, Phase, Timing, Tunnel, TunnelConfig, TunnelState};
+use pra_e2e::*;
+use pra_proto::api::KeyStatus;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+const T: Duration = Duration::from_secs(30);
+
+fn config(gw: &Gateway, user: &str, key: russh::keys::PrivateKey) -> TunnelConfig {
+    TunnelConfig {
+        gateway: GatewayAddr {
+            host: gw.addr.ip().to_string(),
+            port: gw.addr.port(),
+        },
+        host_key: Some(gw.host_key.clone()),
+        pin_store: None,
+        user: user.into(),
+        key: Arc::new(key),
+        explain_refusal: None,
+        timing: Timing::default(),
+    }
+}
+
+async fn wait_for(
+    rx: &mut watch::Receiver<TunnelState>,
+    what: &str,
+    pred: impl Fn(&TunnelState) -> bool,
+) -> TunnelState {
+    match tokio::time::timeout(T, async {
+        loop {
+            {
+                let s = rx.borrow_and_update();
+                if pred(&s) {
+                    return s.clone();
+                }
+            }
+            if rx.changed().await.is_err() {
+                return rx.borrow().clone();
+            }
+        }
+    })
+    .await
+    {
+        Ok(s) if pred(&s) => s,
+        _ => panic!("not {what} within {T:?}: {:#?}", rx.borrow().clone()),
+    }
+}
+
+/// Registry with user `alice`, an approved key and the given rules.
+async fn setup(rules: &[(&str, u16, SocketAddr)]) -> (Registry, Gateway, russh::keys::PrivateKey) {
+    let reg = Registry::start().await;
+    reg.add_user("alice");
+    let key = new_key();
+    reg.add_key("alice", &public_line(&key), KeyStatus::Approved);
+    for (name, port, target) in rules {
+        reg.add_rule("alice", name, *port, *target);
+    }
+    let gw = reg.gateway(None).await;
+    (reg, gw, key)
+}
+
+async fn two_way(port: u16, data: Vec<u8>) -> Vec<u8> {
+    let s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (mut r, mut w) = s.into_split();
+    let len = data.len();
+    let writer = tokio::spawn(async move {
+        w.write_all(&data).await.unwrap();
+        w.shutdown().await.unwrap();
+    });
+    let mut back = Vec::with_capacity(len);
+    r.read_to_end(&mut back).await.unwrap();
+    writer.await.unwrap();
+    back
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_flows_through_two_forwards() {
+    let (e1, e2) = (echo_server().await, echo_server().await);
+    let (p1, p2) = (rule_port(), rule_port());
+    let (_reg, gw, key) = setup(&[("one", p1, e1), ("two", p2, e2)]).await;
+    let tunnel = Tunnel::start(config(&gw, "alice", key));
+    let mut rx = tunnel.state();
+    let s = wait_for(&mut rx, "connected", |s| s.phase == Phase::Connected).await;
+    assert_eq!(s.user.as_deref(), Some("alice"));
+    assert_eq!(s.rules.len(), 2);
+    assert!(s.rules.iter().all(|r| r.state == ForwardState::Forwarding));
+    assert_eq!(echo_roundtrip(p1, b"first forward").await, b"first forward");
+    assert_eq!(
+        echo_roundtrip(p2, b"second forward").await,
+        b"second forward"
+    );
+    tunnel.cancel_handle().cancel();
+    tunnel.wait().await.unwrap();
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_local_port_warns_and_the_other_forward_works() {
+    let (e1, e2) = (echo_server().await, echo_server().await);
+    let (busy, free) = (rule_port(), rule_port());
+    let _squatter = std::net::TcpListener::bind(("127.0.0.1", busy)).unwrap();
+    let (_reg, gw, key) = setup(&[("busy", busy, e1), ("free", free, e2)]).await;
+    let tunnel = Tunnel::start(config(&gw, "alice", key));
+    let mut rx = tunnel.state();
+    let s = wait_for(&mut rx, "connected", |s| s.phase == Phase::Connected).await;
+    let b = s.rule("busy").unwrap();
+    assert!(
+        matches!(&b.state, ForwardState::PortBusy { holder: Some(h) } if h.contains(&std::process::id().to_string())),
+        "{b:?}"
+    );
+    let line = pra_client::tunnel::status::rule_line(b);
+    assert!(
+        line.contains(&format!("WAR(10102) port busy: local port {busy}")),
+        "{line}"
+    );
+    assert_eq!(echo_roundtrip(free, b"other works").await, b"other works");
+    tunnel.cancel_handle().cancel();
+    tunnel.wait().await.unwrap();
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_restart_data_flows_again_within_5s() {
+    let e1 = echo_server().await;
+    let port = rule_port();
+    let (reg, gw, key) = setup(&[("echo", port, e1)]).await;
+    let addr = gw.addr;
+    let tunnel = Tunnel::start(config(&gw, "alice", key));
+    let mut rx = tunnel.state();
+    wait_for(&mut rx, "connected", |s| s.phase == Phase::Connected).await;
+    assert_eq!(echo_roundtrip(port, b"before").await, b"before");
+
+    let stopped = Instant::now();
+    gw.stop().await;
+    wait_for(&mut rx, "reconnecting", |s| s.phase == Phase::Reconnecting).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let gw = reg.gateway(Some(addr)).await;
+    let restarted = Instant::now();
+    assert!(
+        echo_works_within(port, Duration::from_secs(5)).await,
+        "forward not carrying data within 5 s of the gateway restart"
+    );
+    let took = restarted.elapsed();
+    let s = wait_for(&mut rx, "connected again", |s| s.phase == Phase::Connected).await;
+    assert_eq!(s.connects, 2);
+    eprintln!(
+        "gateway restart: data again {took:?} after the new gateway listened ({:?} after the stop began)",
+        stopped.elapsed()
+    );
+    tunnel.cancel_handle().cancel();
+    tunnel.wait().await.unwrap();
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_forward_does_not_block_another() {
+    let (fire, echo) = (firehose_server().await, echo_server().await);
+    let (p_fire, p_echo) = (rule_port(), rule_port());
+    let (_reg, gw, key) = setup(&[("stalled", p_fire, fire), ("live", p_echo, echo)]).await;
+    let tunnel = Tunnel::start(config(&gw, "alice", key));
+    let mut rx = tunnel.state();
+    wait_for(&mut rx, "connected", |s| s.phase == Phase::Connected).await;
+
+    let mut stalled = TcpStream::connect(("127.0.0.1", p_fire)).await.unwrap();
+    // Until the stalled forward stops growing (its window ran dry).
+    let mut last = 0;
+    let deadline = Instant::now() + T;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = rx
+            .borrow()
+            .rule("stalled")
+            .map(|r| r.bytes_down)
+            .unwrap_or(0);
+        if now > 0 && now == last {
+            break;
+        }
+        assert!(Instant::now() < deadline, "stalled forward never filled");
+        last = now;
+    }
+    assert!(
+        last < 64 * 1024 * 1024,
+        "stalled forward buffered {last} bytes"
+    );
+
+    let data = pattern(8 * 1024 * 1024, 3);
+    let started = Instant::now();
+    let back = tokio::time::timeout(T, two_way(p_echo, data.clone()))
+        .await
+        .expect("live forward blocked by the stalled one");
+    assert!(back == data);
+    eprintln!(
+        "8 MiB echo beside a stalled forward (real gateway): {:?}",
+        started.elapsed()
+    );
+
+    let mut buf = vec![0u8; 2 * 1024 * 1024];
+    tokio::time::timeout(T, stalled.read_exact(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    for (k, b) in buf.iter().enumerate() {
+        assert_eq!(
+            *b,
+            ((k % (64 * 1024)) % 251) as u8,
+            "resumed stream byte {k}"
+        );
+    }
+    tunnel.cancel_handle().cancel();
+    tunnel.wait().await.unwrap();
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_way_64_mib_echo_is_intact() {
+    let echo = echo_server().await;
+    let port = rule_port();
+    let (_reg, gw, key) = setup(&[("echo", port, echo)]).await;
+    let tunnel = Tunnel::start(config(&gw, "alice", key));
+    let mut rx = tunnel.state();
+    wait_for(&mut rx, "connected", |s| s.phase == Phase::Connected).await;
+    let data = pattern(64 * 1024 * 1024, 99);
+    let started = Instant::now();
+    let back = tokio::time::timeout(Duration::from_secs(120), two_way(port, data.clone()))
+        .await
+        .expect("64 MiB two-way echo hung");
+    let took = started.elapsed();
+    assert_eq!(back.len(), data.len());
+    assert!(back == data, "echo corrupted");
+    eprintln!("64 MiB two-way echo through the real gateway: {took:?}");
+    tunnel.cancel_handle().cancel();
+    tunnel.wait().await.unwrap();
+    gw.stop().await;
+}
