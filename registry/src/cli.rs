@@ -72,6 +72,17 @@ pub enum Command {
     /// Admin API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Print the SSH gateway's host-key fingerprint for employees to pin
+    /// (creates the key in --data if there is none yet).
+    Hostkey(HostkeyArgs),
+}
+
+/// `hostkey` options.
+#[derive(Debug, Args)]
+pub struct HostkeyArgs {
+    /// Also print the public key as one OpenSSH line (for a known_hosts file).
+    #[arg(long)]
+    pub public: bool,
 }
 
 /// `serve` options.
@@ -353,6 +364,9 @@ pub fn cli_actor() -> Actor {
 /// Run a command; output goes to `out`, notes to `err`.
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Failure> {
     let config = Config::from_cli(&cli)?;
+    if let Command::Hostkey(args) = &cli.command {
+        return hostkey_command(&cli.data, args, out);
+    }
     let store = config.open_store()?;
     let w = |r: std::io::Result<()>| {
         r.map_err(|e| {
@@ -365,11 +379,12 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Fai
     };
     let actor = cli_actor();
     match cli.command {
-        Command::Serve(args) => serve_command(store, args, out),
+        Command::Serve(args) => serve_command(store, &cli.data, args, out),
         Command::User(c) => w(user(store.as_ref(), c, &actor, out)?),
         Command::Key(c) => w(key(store.as_ref(), c, &actor, out)?),
         Command::Rule(c) => w(rule(store.as_ref(), c, &actor, out)?),
         Command::Audit(a) => w(audit(store.as_ref(), a, out)?),
+        Command::Hostkey(args) => hostkey_command(&cli.data, &args, out),
         Command::Token(TokenCommand::Create { name }) => {
             validate::token_name(&name)?;
             let mut raw = [0u8; 32];
@@ -395,11 +410,34 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Fai
     }
 }
 
+/// `hostkey`: the gateway's `SHA256:` fingerprint (and public key line).
+fn hostkey_command(
+    data: &std::path::Path,
+    args: &HostkeyArgs,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    let key = crate::gateway::hostkey::load_or_create(data)?;
+    let mut text = format!("{}\n", key.fingerprint());
+    if args.public {
+        text.push_str(&key.openssh_public());
+        text.push('\n');
+    }
+    out.write_all(text.as_bytes()).map_err(|e| {
+        Failure::new(
+            Code::RegistryInvalid,
+            format!("cannot write the output: {e}"),
+            "check where the output goes",
+        )
+    })
+}
+
 fn serve_command(
     store: Arc<dyn Store>,
+    data: &std::path::Path,
     args: ServeArgs,
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
+    let host_key = crate::gateway::hostkey::load_or_create(data)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -410,9 +448,11 @@ fn serve_command(
                 "check the system's limits (threads, memory)",
             )
         })?;
+    let fingerprint = host_key.fingerprint();
     let opts = ServeOptions {
         ssh: args.ssh,
         api: args.api,
+        gateway: Some(crate::gateway::GatewayConfig::new(host_key)),
         ..ServeOptions::default()
     };
     runtime.block_on(async move {
@@ -427,7 +467,7 @@ fn serve_command(
         // Tests and scripts read these lines.
         let _ = writeln!(out, "api listening on {api}");
         if let Some(ssh) = listeners.ssh_addr() {
-            let _ = writeln!(out, "ssh listening on {ssh}");
+            let _ = writeln!(out, "{}", crate::gateway::listening_line(ssh, &fingerprint));
         }
         let _ = out.flush();
         serve::run(listeners, store, opts, shutdown_signal())

@@ -6,6 +6,7 @@
 //! future completes, then stops both in order.
 
 use crate::api::{self, ApiConfig};
+use crate::gateway::{self, GatewayConfig};
 use crate::store::Store;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,6 +26,8 @@ pub struct ServeOptions {
     pub api: String,
     /// API tunables.
     pub api_config: ApiConfig,
+    /// SSH gateway settings (host key …); `None` serves the API only.
+    pub gateway: Option<GatewayConfig>,
 }
 
 impl Default for ServeOptions {
@@ -33,6 +36,7 @@ impl Default for ServeOptions {
             ssh: DEFAULT_SSH_ADDR.to_string(),
             api: pra_proto::DEFAULT_API_ADDR.to_string(),
             api_config: ApiConfig::default(),
+            gateway: None,
         }
     }
 }
@@ -42,7 +46,7 @@ impl Default for ServeOptions {
 pub struct Listeners {
     /// HTTP API.
     pub api: TcpListener,
-    /// SSH gateway; `None` while this build has no gateway.
+    /// SSH gateway; `None` when [`ServeOptions::gateway`] is.
     pub ssh: Option<TcpListener>,
 }
 
@@ -70,11 +74,10 @@ async fn bind_one(what: &'static str, addr: &str) -> Result<TcpListener, BindErr
 /// Bind the listeners named in `opts`.
 pub async fn bind(opts: &ServeOptions) -> Result<Listeners, BindError> {
     let api = bind_one("api", &opts.api).await?;
-    // --- SSH gateway listener -------------------------------------------
-    // The gateway (registry/src/gateway/) binds `opts.ssh` here:
-    //     let ssh = Some(bind_one("ssh", &opts.ssh).await?);
-    // Until then nothing listens on --ssh (nothing pretends to).
-    let ssh = None;
+    let ssh = match opts.gateway {
+        Some(_) => Some(bind_one("ssh", &opts.ssh).await?),
+        None => None,
+    };
     Ok(Listeners { api, ssh })
 }
 
@@ -110,13 +113,18 @@ pub async fn run(
         stopped(stop_rx.clone()),
     ));
 
-    // --- SSH gateway ------------------------------------------------------
-    // Started next to the API on the same store and shutdown:
-    //     if let Some(ssh) = listeners.ssh {
-    //         servers.spawn(crate::gateway::run(ssh, store.clone(), stopped(stop_rx.clone())));
-    //     }
-    if listeners.ssh.is_none() {
-        tracing::warn!(ssh = %opts.ssh, "the SSH gateway is not part of this build yet; nothing listens on --ssh");
+    // The SSH gateway, next to the API on the same store and shutdown.
+    match (listeners.ssh, opts.gateway.clone()) {
+        (Some(ssh), Some(config)) => {
+            let stop = stopped(stop_rx.clone());
+            let store = store.clone();
+            servers.spawn(async move {
+                gateway::run(ssh, store, config, stop)
+                    .await
+                    .map_err(std::io::Error::other)
+            });
+        }
+        _ => tracing::info!("no SSH gateway configured; serving the API only"),
     }
 
     // Run until shutdown is asked for or a server ends by itself (an error).

@@ -251,6 +251,9 @@ impl russh::server::Handler for GatewayHandler {
         if state.is_revoked() {
             return Ok(());
         }
+        // A channel whose `pra-rules` answer started belongs to that task (it
+        // closes the channel; russh does not report the peer's reply close).
+        self.execs.retain(|_, write| write.is_some());
         if self.execs.len() >= MAX_SESSION_CHANNELS {
             reply.reject(ChannelOpenFailure::ResourceShortage).await;
             return Ok(());

@@ -428,6 +428,12 @@ pub struct OpenSsh {
 
 impl OpenSsh {
     pub fn new(gw: &Gateway, user: &str, key: &PrivateKey) -> OpenSsh {
+        OpenSsh::for_gateway(gw.port(), &gw.host_key.openssh_public(), user, key)
+    }
+
+    /// For a gateway on 127.0.0.1:`port` whose host key is `public` (an
+    /// OpenSSH public-key line), e.g. one running in another process.
+    pub fn for_gateway(port: u16, public: &str, user: &str, key: &PrivateKey) -> OpenSsh {
         let dir = tempfile::tempdir().unwrap();
         let key_path = dir.path().join("id_ed25519");
         {
@@ -442,18 +448,10 @@ impl OpenSsh {
                 .unwrap();
         }
         let known_hosts = dir.path().join("known_hosts");
-        std::fs::write(
-            &known_hosts,
-            format!(
-                "[127.0.0.1]:{} {}\n",
-                gw.port(),
-                gw.host_key.openssh_public()
-            ),
-        )
-        .unwrap();
+        std::fs::write(&known_hosts, format!("[127.0.0.1]:{port} {public}\n")).unwrap();
         OpenSsh {
             dir,
-            port: gw.port(),
+            port,
             user: user.into(),
             key: key_path,
             known_hosts,
