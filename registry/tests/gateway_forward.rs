@@ -41,6 +41,14 @@ async fn russh_client_forwards_to_a_permitted_target() {
     assert_eq!(doc.rules[0].target_host, "127.0.0.1");
     assert_eq!(doc.rules[0].target_port, echo.port());
 
+    // the client may fetch its rules again and again on one session
+    for _ in 0..20 {
+        let (out, status, failed) = exec(&c, pra_proto::RULES_COMMAND).await;
+        assert!(!failed);
+        assert_eq!(status, Some(0));
+        assert_eq!(RulesDocument::parse(&out).unwrap().rules.len(), 1);
+    }
+
     // a rule added while the session runs applies to the next channel
     let echo2 = echo_server().await;
     assert!(

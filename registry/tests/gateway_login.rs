@@ -152,7 +152,7 @@ async fn openssh_probes_learn_nothing_and_unapproved_keys_are_denied() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_earn_growing_penalties_for_their_source_only() {
-    let base = Duration::from_secs(2);
+    let base = Duration::from_millis(2500);
     let gw = Gateway::start_with(|cfg| {
         cfg.penalty = PenaltyPolicy {
             free_failures: 2,
