@@ -107,8 +107,9 @@ async fn pending_key_then_approved_connect_doctor_and_log_bundle() {
         echo_roundtrip(port, b"via the gateway").await,
         b"via the gateway"
     );
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+    // The shell's builtin kill: no procps needed.
+    let _ = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
         .status();
     let status =
         tokio::task::spawn_blocking(move || child.wait_with_output().map(|o| (o.status, o.stderr)))

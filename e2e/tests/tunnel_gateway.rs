@@ -141,6 +141,11 @@ async fn gateway_restart_data_flows_again_within_5s() {
     wait_for(&mut rx, "connected", |s| s.phase == Phase::Connected).await;
     assert_eq!(echo_roundtrip(port, b"before").await, b"before");
 
+    // A rule added meanwhile is picked up at the reconnect.
+    let e2 = echo_server().await;
+    let late = rule_port();
+    reg.add_rule("alice", "late", late, e2);
+
     let stopped = Instant::now();
     gw.stop().await;
     wait_for(&mut rx, "reconnecting", |s| s.phase == Phase::Reconnecting).await;
@@ -154,6 +159,12 @@ async fn gateway_restart_data_flows_again_within_5s() {
     let took = restarted.elapsed();
     let s = wait_for(&mut rx, "connected again", |s| s.phase == Phase::Connected).await;
     assert_eq!(s.connects, 2);
+    assert_eq!(
+        s.rule("late").map(|r| &r.state),
+        Some(&ForwardState::Forwarding),
+        "rules refreshed on reconnect: {s:#?}"
+    );
+    assert_eq!(echo_roundtrip(late, b"new rule").await, b"new rule");
     eprintln!(
         "gateway restart: data again {took:?} after the new gateway listened ({:?} after the stop began)",
         stopped.elapsed()

@@ -100,8 +100,9 @@ impl Running {
     /// SIGTERM, then the exit status and stderr.
     pub fn terminate(mut self) -> (std::process::ExitStatus, String, Vec<String>) {
         let pid = self.child.id().to_string();
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
+        // The shell's builtin kill: no procps needed.
+        let _ = std::process::Command::new("sh")
+            .args(["-c", &format!("kill -TERM {pid}")])
             .status();
         let deadline = Instant::now() + Duration::from_secs(15);
         let status = loop {
