@@ -15,6 +15,7 @@ use crate::tray::{Tray, TrayCommand};
 use crate::view::{self, Problem, Tone};
 use eframe::egui::{self, Color32, RichText, Ui};
 use pra_client::home::Home;
+use pra_client::passphrase::Passphrase;
 use pra_client::tunnel::{Phase, Timing, TunnelState};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +37,12 @@ pub struct AppOptions {
     pub timing: Timing,
     /// Try to create a tray icon.
     pub tray: bool,
+    /// Connect at start (with `passphrase` or the remembered one; else the
+    /// passphrase dialog opens).
+    pub connect: bool,
+    /// A passphrase given to the process (`PRA_PASSPHRASE`, scripts and
+    /// tests), used whenever none is typed.
+    pub passphrase: Option<Passphrase>,
 }
 
 /// The app.
@@ -57,6 +64,38 @@ pub struct PraApp {
     tray: Option<Tray>,
     hidden: bool,
     quitting: bool,
+}
+
+/// A state mark painted as a shape, so it needs no font and differs in
+/// shape as well as colour: filled disc (good), triangle (warning), ring
+/// (off), disc with a hole (busy).
+pub fn mark(ui: &mut Ui, tone: Tone, size: f32) -> egui::Response {
+    let (rect, resp) = ui.allocate_exact_size(egui::vec2(size, size), egui::Sense::hover());
+    let p = ui.painter();
+    let c = rect.center();
+    let r = size * 0.45;
+    let color = tone_color(tone);
+    match tone {
+        Tone::Good => {
+            p.circle_filled(c, r, color);
+        }
+        Tone::Busy => {
+            p.circle_filled(c, r, color);
+            p.circle_filled(c, r * 0.4, ui.visuals().panel_fill);
+        }
+        Tone::Warn => {
+            let pts = vec![
+                egui::pos2(c.x, c.y - r),
+                egui::pos2(c.x + r, c.y + r * 0.8),
+                egui::pos2(c.x - r, c.y + r * 0.8),
+            ];
+            p.add(egui::Shape::convex_polygon(pts, color, egui::Stroke::NONE));
+        }
+        Tone::Off => {
+            p.circle_stroke(c, r * 0.85, egui::Stroke::new(size * 0.12, color));
+        }
+    }
+    resp
 }
 
 fn tone_color(t: Tone) -> Color32 {
@@ -91,7 +130,13 @@ impl PraApp {
         }
         let repaint = ctx.clone();
         let waker: crate::backend::Waker = Arc::new(move || repaint.request_repaint());
-        let backend = Backend::new(opts.home, opts.store, opts.timing, waker.clone())?;
+        let backend = Backend::new(
+            opts.home,
+            opts.store,
+            opts.timing,
+            opts.passphrase,
+            waker.clone(),
+        )?;
         backend.refresh();
         let tray = if opts.tray {
             match Tray::new(lang, waker) {
@@ -107,7 +152,7 @@ impl PraApp {
         } else {
             None
         };
-        Ok(PraApp {
+        let mut app = PraApp {
             backend,
             settings,
             lang_override: opts.lang_override,
@@ -125,7 +170,11 @@ impl PraApp {
             tray,
             hidden: false,
             quitting: false,
-        })
+        };
+        if opts.connect {
+            app.connect_clicked();
+        }
+        Ok(app)
     }
 
     /// The language shown.
@@ -228,7 +277,10 @@ impl PraApp {
             | Outcome::Exported(_)
             | Outcome::Submitted(_)
             | Outcome::KeyStatus(_)
-            | Outcome::ServerSaved(_) => {}
+            | Outcome::ServerSaved(_)
+            | Outcome::DoctorCheck(_)
+            | Outcome::DoctorDone(_)
+            | Outcome::LogsExported(_) => {}
         }
     }
 
@@ -361,6 +413,14 @@ impl PraApp {
             }
         });
         ui.menu_button(Msg::MenuHelp.text(lang), |ui| {
+            if ui.button(Msg::MenuLogs.text(lang)).clicked() {
+                self.dialog = Some(Dialog::logs());
+            }
+            if ui.button(Msg::MenuDoctor.text(lang)).clicked() {
+                self.dialog = Some(Dialog::doctor_running());
+                self.backend.doctor(None);
+            }
+            ui.separator();
             if ui.button(Msg::MenuAbout.text(lang)).clicked() {
                 self.dialog = Some(Dialog::About);
             }
@@ -378,25 +438,25 @@ impl PraApp {
             );
         }
         ui.horizontal(|ui| {
-            ui.label(RichText::new("●").size(22.0).color(tone_color(s.tone)));
+            mark(ui, s.tone, 22.0);
             ui.vertical(|ui| {
                 ui.label(RichText::new(&s.headline).strong().size(18.0));
                 ui.label(&s.detail);
             });
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                let running = self.backend.is_running()
-                    || self
-                        .tunnel
-                        .as_ref()
-                        .is_some_and(|t| t.phase != Phase::Disconnected);
-                if running {
+                let phase_up = self
+                    .tunnel
+                    .as_ref()
+                    .is_some_and(|t| t.phase != Phase::Disconnected);
+                if phase_up {
                     if ui
                         .button(RichText::new(Msg::Disconnect.text(lang)).size(16.0))
                         .clicked()
                     {
                         self.backend.disconnect();
                     }
-                } else if self.connecting {
+                } else if self.connecting || self.backend.is_running() {
+                    // Preparing the connection, or the tunnel is closing.
                     ui.spinner();
                 } else if ui
                     .button(RichText::new(Msg::Connect.text(lang)).size(16.0))
@@ -450,7 +510,7 @@ impl PraApp {
                     ui.end_row();
                     for r in rules {
                         let row = view::row(lang, r);
-                        ui.label(RichText::new(row.mark).color(tone_color(row.tone)));
+                        mark(ui, row.tone, 14.0);
                         ui.label(&row.name);
                         ui.monospace(&row.local);
                         ui.label(&row.target);
@@ -515,6 +575,8 @@ impl PraApp {
             Some(Action::Export(path)) => self.backend.export(path),
             Some(Action::Submit { url, pass }) => self.backend.submit(url, pass),
             Some(Action::AskStatus { url, pass }) => self.backend.key_status(url, pass),
+            Some(Action::RunDoctor { pass }) => self.backend.doctor(pass),
+            Some(Action::ExportLogs { path, pass }) => self.backend.export_logs(path, pass),
         }
     }
 }

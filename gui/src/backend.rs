@@ -9,15 +9,15 @@
 
 use crate::credstore::{SecretStore, StoreError};
 use crate::view::Problem;
-use pra_client::config::{self, Config};
+use pra_client::config::Config;
+use pra_client::doctor::{self, Check, DoctorInput, KeyAccess, Report};
 use pra_client::error::{ClientError, ClientResult};
 use pra_client::home::Home;
 use pra_client::keystore::{self, KeyInfo};
+use pra_client::logging;
 use pra_client::passphrase::{self, Passphrase};
 use pra_client::registry_client::{self, Submitted};
-use pra_client::tunnel::{
-    CancelHandle, PinStore, RefusalExplainer, Timing, Tunnel, TunnelConfig, TunnelState,
-};
+use pra_client::tunnel::{CancelHandle, Timing, Tunnel, TunnelConfig, TunnelState};
 use pra_proto::api::KeyStatusReply;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -124,6 +124,12 @@ pub enum Outcome {
     KeyStatus(Result<KeyStatusReply, Problem>),
     /// Settings → Server saved (notes for the user).
     ServerSaved(Result<Vec<String>, Problem>),
+    /// Help → Run diagnostics: one check finished.
+    DoctorCheck(Check),
+    /// Help → Run diagnostics: all checks done.
+    DoctorDone(Report),
+    /// Help → Export logs: the bundle written (and the doctor's summary).
+    LogsExported(Result<(PathBuf, String), Problem>),
 }
 
 struct Running {
@@ -140,6 +146,7 @@ pub struct Backend {
     home: Home,
     store: Arc<dyn SecretStore>,
     timing: Timing,
+    preset: Option<Passphrase>,
     tx: mpsc::Sender<Outcome>,
     rx: mpsc::Receiver<Outcome>,
     waker: Waker,
@@ -177,10 +184,13 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 impl Backend {
     /// A backend for `home` with its own runtime (two worker threads).
+    /// `preset` is a passphrase given to the process (`PRA_PASSPHRASE`),
+    /// used whenever none is typed.
     pub fn new(
         home: Home,
         store: Arc<dyn SecretStore>,
         timing: Timing,
+        preset: Option<Passphrase>,
         waker: Waker,
     ) -> std::io::Result<Backend> {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -195,6 +205,7 @@ impl Backend {
             home,
             store,
             timing,
+            preset,
             tx,
             rx,
             waker,
@@ -250,13 +261,15 @@ impl Backend {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Connect. With `pass` `None` the remembered passphrase is used; if there
-    /// is none the answer is [`Outcome::NeedPassphrase`]. With `remember`
+    /// Connect. With `pass` `None` the preset passphrase (`PRA_PASSPHRASE`)
+    /// or the remembered one is used; if there is none the answer is
+    /// [`Outcome::NeedPassphrase`]. With `remember`
     /// the passphrase is stored after the key opened with it.
     pub fn connect(&self, pass: Option<Passphrase>, remember: bool) {
         if self.is_running() {
             return;
         }
+        let pass = pass.or_else(|| self.preset.clone());
         let run = self.next_run.fetch_add(1, Ordering::Relaxed);
         let (home, store, timing, reply, running) = (
             self.home.clone(),
@@ -398,6 +411,7 @@ impl Backend {
     /// Key → Submit to registry (what `pra key submit` does). With `pass`
     /// `None` the remembered passphrase is used.
     pub fn submit(&self, url: String, pass: Option<Passphrase>) {
+        let pass = pass.or_else(|| self.preset.clone());
         let (home, store, reply) = (self.home.clone(), self.store.clone(), self.reply());
         self.rt.spawn(async move {
             let home2 = home.clone();
@@ -417,6 +431,7 @@ impl Backend {
 
     /// Key → Show key state: ask the registry at `url` (signed with the key).
     pub fn key_status(&self, url: String, pass: Option<Passphrase>) {
+        let pass = pass.or_else(|| self.preset.clone());
         let (home, store, reply) = (self.home.clone(), self.store.clone(), self.reply());
         self.rt.spawn(async move {
             let r = blocking(move || -> ClientResult<KeyStatusReply> {
@@ -433,6 +448,97 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// How the doctor gets the key: the given / preset / remembered
+    /// passphrase, else the key checks are skipped (the app never blocks on
+    /// a prompt).
+    fn key_access(&self, pass: Option<Passphrase>) -> impl FnOnce() -> KeyAccess + Send + 'static {
+        let pass = pass.or_else(|| self.preset.clone());
+        let (home, store) = (self.home.clone(), self.store.clone());
+        move || {
+            let pass = pass.or_else(|| {
+                let fp = keystore::read_public(&home).ok()?.fingerprint();
+                store.get(&fp).ok().flatten()
+            });
+            match pass {
+                Some(pass) => KeyAccess::Unlock(Box::new(move || {
+                    let info = keystore::read_public(&home)?;
+                    let key = keystore::load(&home, &pass)?;
+                    Ok((key, info.meta.user))
+                })),
+                None => KeyAccess::Skip(
+                    "no passphrase was typed and none is remembered on this PC".into(),
+                ),
+            }
+        }
+    }
+
+    /// Help → Run diagnostics: [`Outcome::DoctorCheck`] per check as it
+    /// completes, then [`Outcome::DoctorDone`]. Every line goes to User.log.
+    pub fn doctor(&self, pass: Option<Passphrase>) {
+        let access = self.key_access(pass);
+        let (home, timing, reply) = (self.home.clone(), self.timing.clone(), self.reply());
+        self.rt.spawn(async move {
+            let Some(key) = blocking(access).await else {
+                return;
+            };
+            let each = reply.clone();
+            let report = run_doctor(&home, key, timing, move |c| {
+                each.send(Outcome::DoctorCheck(c.clone()));
+            })
+            .await;
+            reply.send(Outcome::DoctorDone(report));
+        });
+    }
+
+    /// Help → Export logs: a fresh doctor report, then the helpdesk bundle
+    /// (what `pra logs export FILE` writes).
+    pub fn export_logs(&self, path: PathBuf, pass: Option<Passphrase>) {
+        let access = self.key_access(pass);
+        let (home, timing, reply) = (self.home.clone(), self.timing.clone(), self.reply());
+        self.rt.spawn(async move {
+            let Some(key) = blocking(access).await else {
+                return;
+            };
+            let report = run_doctor(&home, key, timing, |_| {}).await;
+            let r = blocking(move || {
+                let b = logging::export_bundle(&home, &path, &report)?;
+                logging::user_line(&format!("log bundle written: {}", b.path.display()));
+                Ok::<_, ClientError>((b.path, report.summary()))
+            })
+            .await;
+            if let Some(r) = r {
+                if let Err(e) = &r {
+                    logging::user_line(&e.line());
+                }
+                reply.send(Outcome::LogsExported(r.map_err(|e| problem(&e))));
+            }
+        });
+    }
+}
+
+/// The doctor on the app's runtime, each line also in User.log.
+async fn run_doctor(
+    home: &Home,
+    key: KeyAccess,
+    timing: Timing,
+    mut each: impl FnMut(&Check) + Send,
+) -> Report {
+    let input = DoctorInput {
+        key,
+        registry: None,
+        timing,
+    };
+    logging::user_line("doctor: started");
+    let report = doctor::run(home, input, |c| {
+        logging::user_line(&format!("doctor: {}", c.line()));
+        each(c);
+    })
+    .await;
+    logging::user_line(&report.summary());
+    report
+}
+
 impl Drop for Backend {
     fn drop(&mut self) {
         self.shutdown(Duration::from_secs(3));
@@ -443,7 +549,8 @@ impl Drop for Backend {
     }
 }
 
-/// The given passphrase, else the remembered one, else `ERR(10197)`.
+/// The given passphrase, else the preset one (`PRA_PASSPHRASE`), else the
+/// remembered one, else `ERR(10197)`.
 fn passphrase_for(
     home: &Home,
     store: &dyn SecretStore,
@@ -486,10 +593,9 @@ fn prepare(
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let gateway = match cfg.gateway() {
-        Ok(g) => g,
-        Err(e) => return fail(e),
-    };
+    if let Err(e) = cfg.gateway() {
+        return fail(e);
+    }
     let info = match keystore::read_public(home) {
         Ok(i) => i,
         Err(e) => return fail(e),
@@ -521,31 +627,20 @@ fn prepare(
         None
     };
     drop(pass);
-    let user = info.meta.user.clone();
-    let pin_home = home.clone();
-    let pin_gw = gateway.clone();
-    let pin_store: PinStore =
-        Arc::new(move |fp: &str| config::pin_host_key(&pin_home, &pin_gw, fp));
-    let ex_home = home.clone();
-    let ex_key = key.clone();
-    let ex_user = user.clone();
-    let explain: RefusalExplainer = Arc::new(move || {
-        let cfg = Config::load(&ex_home).ok()?;
-        let url = cfg.registry_url()?;
-        let reply = registry_client::key_status(url, &ex_key, &ex_user).ok()?;
-        registry_client::status_error(&reply)
-    });
-    Prepared::Ready {
-        cfg: Box::new(TunnelConfig {
-            gateway,
-            host_key: cfg.host_key_pin().map(str::to_string),
-            pin_store: Some(pin_store),
-            user,
-            key,
-            explain_refusal: Some(explain),
-            timing,
-        }),
-        notice,
+    match pra_client::commands::connect::tunnel_config_with_key(
+        home,
+        &cfg,
+        info.meta.user.clone(),
+        key,
+    ) {
+        Ok(mut tc) => {
+            tc.timing = timing;
+            Prepared::Ready {
+                cfg: Box::new(tc),
+                notice,
+            }
+        }
+        Err(e) => fail(e),
     }
 }
 

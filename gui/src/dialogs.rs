@@ -4,8 +4,9 @@
 
 use crate::backend::{ConfigView, KeyView, Outcome};
 use crate::i18n::{Lang, Msg, fill};
-use crate::view::Problem;
+use crate::view::{Problem, Tone};
 use eframe::egui::{self, Color32, RichText, Ui};
+use pra_client::doctor::{Check, Status};
 use pra_client::passphrase::Passphrase;
 use pra_client::registry_client::Submitted;
 use pra_proto::api::{KeyStatus, KeyStatusReply};
@@ -56,6 +57,18 @@ pub enum Action {
         /// Registry URL.
         url: String,
         /// Passphrase (`None`: the remembered one).
+        pass: Option<Passphrase>,
+    },
+    /// Run the doctor.
+    RunDoctor {
+        /// Passphrase for the key checks (`None`: the remembered one, or skip them).
+        pass: Option<Passphrase>,
+    },
+    /// Write the helpdesk bundle.
+    ExportLogs {
+        /// The zip file.
+        path: PathBuf,
+        /// Passphrase for the doctor's key checks.
         pass: Option<Passphrase>,
     },
 }
@@ -126,6 +139,24 @@ pub struct KeyStateDialog {
     status: Option<Result<KeyStatusReply, Problem>>,
 }
 
+/// Help → Run diagnostics.
+#[derive(Default)]
+pub struct DoctorDialog {
+    pass: Secret,
+    running: bool,
+    checks: Vec<Check>,
+    summary: Option<(bool, String)>,
+}
+
+/// Help → Export logs for helpdesk.
+#[derive(Default)]
+pub struct LogsDialog {
+    path: String,
+    pass: Secret,
+    busy: bool,
+    result: Option<Result<(PathBuf, String), Problem>>,
+}
+
 /// The open dialog.
 pub enum Dialog {
     /// Passphrase on Connect.
@@ -140,6 +171,10 @@ pub enum Dialog {
     Submit(SubmitDialog),
     /// Key → Show key state.
     KeyState(KeyStateDialog),
+    /// Help → Run diagnostics.
+    Doctor(DoctorDialog),
+    /// Help → Export logs for helpdesk.
+    Logs(LogsDialog),
     /// Help → About.
     About,
 }
@@ -212,6 +247,31 @@ impl Dialog {
         })
     }
 
+    /// A Doctor dialog whose first run has started.
+    pub fn doctor_running() -> Dialog {
+        Dialog::Doctor(DoctorDialog {
+            running: true,
+            ..DoctorDialog::default()
+        })
+    }
+
+    /// A fresh Logs dialog with a file in the user's Documents folder.
+    pub fn logs() -> Dialog {
+        let stamp: String = pra_client::commands::key::utc(pra_client::keystore::unix_now())
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        let name = format!(
+            "pra-logs-{}-{}.zip",
+            stamp.get(..8).unwrap_or("0"),
+            stamp.get(8..).unwrap_or("0")
+        );
+        Dialog::Logs(LogsDialog {
+            path: documents().join(name).display().to_string(),
+            ..LogsDialog::default()
+        })
+    }
+
     /// Take a backend result meant for this dialog. Returns false when the
     /// outcome is not for it.
     pub fn accept(&mut self, o: &Outcome) -> bool {
@@ -243,6 +303,16 @@ impl Dialog {
                 d.busy = false;
                 d.status = Some(r.clone());
             }
+            (Dialog::Doctor(d), Outcome::DoctorCheck(c)) => d.checks.push(c.clone()),
+            (Dialog::Doctor(d), Outcome::DoctorDone(r)) => {
+                d.running = false;
+                d.checks = r.checks.clone();
+                d.summary = Some((r.ok(), r.summary()));
+            }
+            (Dialog::Logs(d), Outcome::LogsExported(r)) => {
+                d.busy = false;
+                d.result = Some(r.clone());
+            }
             _ => return false,
         }
         true
@@ -258,6 +328,8 @@ impl Dialog {
             Dialog::Export(_) => Msg::ExportTitle,
             Dialog::Submit(_) => Msg::SubmitTitle,
             Dialog::KeyState(_) => Msg::StateTitle,
+            Dialog::Doctor(_) => Msg::DoctorTitle,
+            Dialog::Logs(_) => Msg::LogsTitle,
             Dialog::About => Msg::AboutTitle,
         };
         let mut action = None;
@@ -272,6 +344,8 @@ impl Dialog {
                 Dialog::Export(d) => d.ui(ui, lang),
                 Dialog::Submit(d) => d.ui(ui, f),
                 Dialog::KeyState(d) => d.ui(ui, f),
+                Dialog::Doctor(d) => d.ui(ui, lang),
+                Dialog::Logs(d) => d.ui(ui, lang),
                 Dialog::About => about_ui(ui, f),
             };
         });
@@ -282,15 +356,20 @@ impl Dialog {
     }
 }
 
-/// `Documents` (or the home folder) + `pra-key-USER.txt`.
-pub fn default_export_path(user: &str) -> PathBuf {
+/// The user's `Documents` folder, else the home folder.
+fn documents() -> PathBuf {
     let home = std::env::var_os("USERPROFILE")
         .filter(|_| cfg!(windows))
         .or_else(|| std::env::var_os("HOME"))
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
     let docs = home.join("Documents");
-    let dir = if docs.is_dir() { docs } else { home };
+    if docs.is_dir() { docs } else { home }
+}
+
+/// `Documents` (or the home folder) + `pra-key-USER.txt`.
+pub fn default_export_path(user: &str) -> PathBuf {
+    let dir = documents();
     let safe: String = user
         .chars()
         .map(|c| {
@@ -573,6 +652,9 @@ impl KeyStateDialog {
                     ui.label(Msg::KeyUser.text(lang));
                     ui.label(&k.user);
                     ui.end_row();
+                    ui.label(Msg::KeyCreated.text(lang));
+                    ui.label(pra_client::commands::key::utc(k.created));
+                    ui.end_row();
                     ui.label(Msg::KeyBound.text(lang));
                     ui.label(&k.bound);
                     ui.end_row();
@@ -612,6 +694,126 @@ impl KeyStateDialog {
                 self.status = None;
                 action = Some(Action::AskStatus {
                     url: self.url.trim().to_string(),
+                    pass: take_optional_pass(&mut self.pass),
+                });
+            }
+            if ui.button(Msg::Close.text(lang)).clicked() {
+                action = Some(Action::Close);
+            }
+        });
+        action
+    }
+}
+
+/// A doctor line's mark: OK, FAIL, SKIP.
+fn check_tone(s: Status) -> Tone {
+    match s {
+        Status::Ok => Tone::Good,
+        Status::Fail => Tone::Warn,
+        Status::Skip => Tone::Off,
+    }
+}
+
+impl DoctorDialog {
+    fn ui(&mut self, ui: &mut Ui, lang: Lang) -> Option<Action> {
+        egui::ScrollArea::vertical()
+            .max_height(360.0)
+            .show(ui, |ui| {
+                egui::Grid::new("doctor")
+                    .num_columns(3)
+                    .striped(true)
+                    .show(ui, |ui| {
+                        for c in &self.checks {
+                            crate::app::mark(ui, check_tone(c.status), 12.0);
+                            let word = match c.status {
+                                Status::Ok => "OK",
+                                Status::Fail => "FAIL",
+                                Status::Skip => "SKIP",
+                            };
+                            ui.label(format!("{word} {}", c.name));
+                            ui.vertical(|ui| {
+                                let head = match &c.code {
+                                    Some(code) => format!("{code} {}", c.detail),
+                                    None => c.detail.clone(),
+                                };
+                                ui.label(head);
+                                if let Some(fix) = &c.fix {
+                                    ui.small(format!("{}{fix}", Msg::FixPrefix.text(lang)));
+                                }
+                            });
+                            ui.end_row();
+                        }
+                    });
+            });
+        if let Some((ok, summary)) = &self.summary {
+            let color = if *ok {
+                Color32::from_rgb(0x2e, 0x9d, 0x4a)
+            } else {
+                Color32::from_rgb(0xd0, 0x30, 0x30)
+            };
+            ui.label(RichText::new(summary).color(color));
+        }
+        if self.running {
+            busy_ui(ui, lang);
+        }
+        ui.add_space(6.0);
+        field(ui, Msg::DoctorPass.text(lang), &mut self.pass, true);
+        let mut action = None;
+        ui.horizontal(|ui| {
+            if ui
+                .add_enabled(!self.running, egui::Button::new(Msg::DoctorRun.text(lang)))
+                .clicked()
+            {
+                self.running = true;
+                self.checks.clear();
+                self.summary = None;
+                action = Some(Action::RunDoctor {
+                    pass: take_optional_pass(&mut self.pass),
+                });
+            }
+            if ui.button(Msg::Close.text(lang)).clicked() {
+                action = Some(Action::Close);
+            }
+        });
+        action
+    }
+}
+
+impl LogsDialog {
+    fn ui(&mut self, ui: &mut Ui, lang: Lang) -> Option<Action> {
+        ui.label(Msg::LogsText.text(lang));
+        field(ui, Msg::ExportFile.text(lang), &mut self.path, false);
+        field(ui, Msg::DoctorPass.text(lang), &mut self.pass, true);
+        match &self.result {
+            Some(Ok((p, summary))) => {
+                ok_text(
+                    ui,
+                    fill(
+                        Msg::LogsDone.text(lang),
+                        &[("path", &p.display().to_string())],
+                    ),
+                );
+                ui.label(summary);
+            }
+            Some(Err(p)) => problem_ui(ui, lang, p),
+            None => {}
+        }
+        if self.busy {
+            busy_ui(ui, lang);
+        }
+        let mut action = None;
+        ui.horizontal(|ui| {
+            if ui
+                .add_enabled(
+                    !self.busy && !self.path.trim().is_empty(),
+                    egui::Button::new(Msg::ExportButton.text(lang)),
+                )
+                .clicked()
+            {
+                self.busy = true;
+                self.result = None;
+                action = Some(Action::ExportLogs {
+                    path: PathBuf::from(self.path.trim()),
                     pass: take_optional_pass(&mut self.pass),
                 });
             }

@@ -117,7 +117,7 @@ messages! {
     /// Status detail.
     GatewayLine => ("Gateway: {gateway}", "ゲートウェイ: {gateway}"),
     /// Status detail without a gateway.
-    NoGateway => ("No gateway set: open Settings → Server… and enter the address your administrator gave you.", "ゲートウェイが未設定です。設定 → サーバー… で管理者から伝えられたアドレスを入力してください。"),
+    NoGateway => ("No gateway set: open Settings > Server… and enter the address your administrator gave you.", "ゲートウェイが未設定です。設定 → サーバー… で管理者から伝えられたアドレスを入力してください。"),
     /// Table heading.
     Forwards => ("Forwards", "転送"),
     /// Column.
@@ -205,7 +205,7 @@ messages! {
     /// Result.
     GenDone => ("Created the key of {user}. Fingerprint:", "{user} の鍵を作成しました。フィンガープリント:"),
     /// Next step.
-    GenNext => ("Next: Key → Submit to registry… or Key → Export public key… for your administrator.", "次に: 鍵 → レジストリへ送信… または 鍵 → 公開鍵をエクスポート… で管理者に渡してください。"),
+    GenNext => ("Next: Key > Submit to registry… or Key > Export public key… for your administrator.", "次に: 鍵 → レジストリへ送信… または 鍵 → 公開鍵をエクスポート… で管理者に渡してください。"),
 
     // Export.
     /// Dialog title.
@@ -258,10 +258,8 @@ messages! {
     DoctorTitle => ("Diagnostics", "診断"),
     /// Button.
     DoctorRun => ("Run again", "再実行"),
-    /// Column.
-    DoctorCheck => ("Check", "項目"),
-    /// Column.
-    DoctorResult => ("Result", "結果"),
+    /// Field.
+    DoctorPass => ("Passphrase, for the key checks (empty: the remembered one, or skip them)", "パスフレーズ (鍵の確認用。空欄: 記憶したもの、なければ省略)"),
 
     // Logs.
     /// Dialog title.
@@ -329,35 +327,35 @@ pub fn code_fix(code: Code, lang: Lang) -> Option<&'static str> {
 fn fix_en_gui(code: Code) -> Option<&'static str> {
     Some(match code {
         Code::ConfigInvalid => {
-            "correct the named setting in Settings → Server…, or ask the helpdesk"
+            "correct the named setting in Settings > Server…, or ask the helpdesk"
         }
         Code::ServerNotSet => {
-            "open Settings → Server… and enter the address your administrator gave you"
+            "open Settings > Server… and enter the address your administrator gave you"
         }
         Code::KeyMissing => {
-            "create a key with Key → Generate…, then hand it to your administrator with Key → Submit to registry…"
+            "create a key with Key > Generate…, then hand it to your administrator with Key > Submit to registry…"
         }
         Code::KeyExists => {
             "keep using it, or tick \"Replace the existing key\" (the new key must be approved again)"
         }
         Code::KeyDamaged | Code::KeyRevoked => {
-            "create a new key with Key → Generate… (tick \"Replace the existing key\") and have it approved"
+            "create a new key with Key > Generate… (tick \"Replace the existing key\") and have it approved"
         }
         Code::PassphraseUnavailable => "type the passphrase in the dialog",
         Code::GatewayNotResolved => {
-            "check the address in Settings → Server… and your internet connection"
+            "check the address in Settings > Server… and your internet connection"
         }
         Code::RulesNotFetched | Code::GatewayProtocol => {
-            "run Help → Run diagnostics… to see which step fails; if it persists send Help → Export logs for helpdesk…"
+            "run Help > Run diagnostics… to see which step fails; if it persists send Help > Export logs for helpdesk…"
         }
         Code::HostKeyChanged => {
-            "do not connect; ask your administrator for the gateway's fingerprint and enter it in Settings → Server…"
+            "do not connect; ask your administrator for the gateway's fingerprint and enter it in Settings > Server…"
         }
         Code::KeyPending => {
-            "ask your administrator to approve the key (its fingerprint: Key → Show key state…)"
+            "ask your administrator to approve the key (its fingerprint: Key > Show key state…)"
         }
         Code::KeyRefused => {
-            "submit the key with Key → Submit to registry… and ask your administrator to approve it"
+            "submit the key with Key > Submit to registry… and ask your administrator to approve it"
         }
         _ => return None,
     })

@@ -23,6 +23,10 @@ struct Cli {
     /// Do not create a tray icon (closing the window then quits).
     #[arg(long)]
     no_tray: bool,
+    /// Connect at start (with PRA_PASSPHRASE or the passphrase remembered on
+    /// this PC; otherwise the passphrase dialog opens).
+    #[arg(long)]
+    connect: bool,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -33,24 +37,35 @@ enum CliLang {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
+            tracing::error!("{e:#}");
             eprintln!("pra-gui: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }
 }
 
+/// System.log and User.log in the home's `log/` (as `pra` writes them); on
+/// stderr when that folder cannot be used.
+fn install_logging(home: &Home) {
+    if let Err(e) = pra_client::logging::init(home) {
+        tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            )
+            .with_writer(std::io::stderr)
+            .init();
+        tracing::warn!(error = %e.line(), "logging to stderr only");
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     let home = Home::resolve(cli.home.as_deref()).map_err(|e| anyhow::anyhow!(e.line()))?;
+    install_logging(&home);
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), home = %home.root().display(), "pra-gui starting");
     let lang_override = cli.lang.map(|l| match l {
         CliLang::Auto => LangChoice::Auto,
         CliLang::En => LangChoice::En,
@@ -70,7 +85,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .with_icon(Arc::new(icon)),
         ..Default::default()
     };
-    let tray = !cli.no_tray;
+    let (tray, connect) = (!cli.no_tray, cli.connect);
     eframe::run_native(
         "PRA",
         options,
@@ -83,6 +98,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 store: Arc::new(pra_gui::credstore::OsStore),
                 timing: Default::default(),
                 tray,
+                connect,
+                // As the CLI: scripts and tests give the passphrase this way.
+                passphrase: std::env::var(pra_client::passphrase::ENV_VAR)
+                    .ok()
+                    .map(pra_client::passphrase::Passphrase::new),
             };
             Ok(Box::new(PraApp::new(&cc.egui_ctx, opts)?))
         }),

@@ -81,10 +81,8 @@ pub struct RowView {
     pub local: String,
     /// `HOST:PORT` seen from the gateway.
     pub target: String,
-    /// Colour of the mark.
+    /// Colour and shape of the mark.
     pub tone: Tone,
-    /// `✔`, `⚠` or `■`.
-    pub mark: &'static str,
     /// "forwarding", "WAR(10102) port busy: used by OUTLOOK.EXE (pid 4711)" …
     pub state: String,
     /// What to do, for warnings.
@@ -96,24 +94,17 @@ pub fn row(lang: Lang, r: &RuleState) -> RowView {
     let warn = |code: Code, text: String| {
         (
             Tone::Warn,
-            "⚠",
             format!("{} {text}", code.label()),
             Some(code_fix(code, lang).unwrap_or(code.fix()).to_string()),
         )
     };
-    let (tone, mark, state, fix) = match &r.state {
+    let (tone, state, fix) = match &r.state {
         ForwardState::Forwarding => (
             Tone::Good,
-            "✔",
             Msg::StateForwarding.text(lang).to_string(),
             None,
         ),
-        ForwardState::Stopped => (
-            Tone::Off,
-            "■",
-            Msg::StateStopped.text(lang).to_string(),
-            None,
-        ),
+        ForwardState::Stopped => (Tone::Off, Msg::StateStopped.text(lang).to_string(), None),
         ForwardState::PortBusy { holder: Some(h) } => warn(
             Code::PortBusy,
             fill(Msg::StatePortBusyBy.text(lang), &[("holder", h)]),
@@ -135,7 +126,6 @@ pub fn row(lang: Lang, r: &RuleState) -> RowView {
         local: r.local.to_string(),
         target: r.target.clone(),
         tone,
-        mark,
         state,
         fix,
     }
@@ -220,7 +210,7 @@ mod tests {
             }),
         );
         assert_eq!(r.local, "127.0.0.1:10025");
-        assert_eq!(r.mark, "⚠");
+        assert_eq!(r.tone, Tone::Warn);
         assert_eq!(
             r.state,
             "WAR(10102) port busy: used by OUTLOOK.EXE (pid 4711)"
@@ -266,7 +256,7 @@ mod tests {
     fn status_per_phase() {
         let none = status(Lang::En, None, None);
         assert_eq!(none.headline, "Disconnected");
-        assert!(none.detail.contains("Settings → Server"));
+        assert!(none.detail.contains("Settings > Server"));
         assert_eq!(
             status(Lang::En, None, Some("gw:10022")).detail,
             "Gateway: gw:10022"
@@ -313,7 +303,7 @@ mod tests {
 
         // The library's generic fix names `pra server set`: the app says where to click.
         let unset = Problem::from_error(&ClientError::new(Code::ServerNotSet, "no gateway"));
-        assert!(unset.fix(Lang::En).contains("Settings → Server"));
+        assert!(unset.fix(Lang::En).contains("Settings > Server"));
         // A specific fix without a command is kept.
         let specific = Problem::from_error(&ClientError::with_fix(
             Code::ConfigInvalid,

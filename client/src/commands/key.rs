@@ -77,7 +77,7 @@ pub fn submit(home: &Home, registry: Option<&str>) -> ClientResult<ExitCode> {
 }
 
 /// `YYYY-MM-DD HH:MM UTC` for a Unix time.
-pub(crate) fn utc(secs: u64) -> String {
+pub fn utc(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     // Howard Hinnant's days-to-civil algorithm.

@@ -1,0 +1,44 @@
+//! Connect against a real gateway on 127.0.0.1:0: the window says
+//! "connected", lists every rule with its local port and target, data goes
+//! through a forward; Disconnect stops them.
+mod common;
+
+use common::*;
+
+#[test]
+fn connect_shows_connected_and_the_rule_rows_then_disconnect() {
+    let gw = TestGateway::start();
+    let home = TestHome::new();
+    let key = home.keygen("alice");
+    gw.approve(&key);
+    let (echo1, echo2) = (gw.echo_server(), gw.echo_server());
+    let (p1, p2) = (rule_port(), rule_port());
+    gw.add_rule("alice", "mail", p1, echo1);
+    gw.add_rule("alice", "web", p2, echo2);
+    home.server_set(&gw.addr.to_string(), Some(&gw.fingerprint));
+
+    let mut h = app(&home);
+    h.step();
+    connect_with(&mut h, PASS, false);
+    let headline = format!("Connected to {} as alice", gw.addr);
+    wait_until(&mut h, "connected", |h| shows(h, &headline));
+    wait_until(&mut h, "both rows forwarding", |h| {
+        h.query_all_by_label("forwarding").count() == 2
+    });
+    for (name, port, target) in [("mail", p1, echo1), ("web", p2, echo2)] {
+        assert!(shows(&h, name), "{name}:\n{}", shown(&h));
+        assert!(shows(&h, &format!("127.0.0.1:{port}")), "{}", shown(&h));
+        assert!(shows(&h, &target.to_string()), "{}", shown(&h));
+    }
+    // The rows are real forwards.
+    assert_eq!(echo_roundtrip(p1, b"hello mail"), b"hello mail");
+    assert_eq!(echo_roundtrip(p2, b"hello web"), b"hello web");
+    assert!(!shows(&h, "ERR("), "{}", shown(&h));
+
+    click(&mut h, "Disconnect");
+    wait_until(&mut h, "disconnected", |h| {
+        shows(h, "Disconnected") && h.query_all_by_label("stopped").count() == 2
+    });
+    assert!(std::net::TcpStream::connect(("127.0.0.1", p1)).is_err());
+    assert!(shows(&h, "Connect"));
+}
