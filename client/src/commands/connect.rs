@@ -8,7 +8,9 @@ use crate::error::{ClientError, ClientResult};
 use crate::home::Home;
 use crate::tunnel::{Event, PinStore, RefusalExplainer, Timing, Tunnel, TunnelConfig, TunnelState};
 use crate::{keystore, logging, passphrase, registry_client};
+use pra_proto::api::KeyStatusReply;
 use pra_proto::codes::{Code, Severity};
+use pra_proto::sanitize::sanitize;
 use russh::keys::PrivateKey;
 use std::io::Write;
 use std::process::ExitCode;
@@ -97,25 +99,52 @@ pub fn tunnel_config_with_key(
     })
 }
 
-/// Asks the registry for the key's status: `Some(ERR(10205))` pending,
-/// `Some(ERR(10206))` revoked, `None` when it cannot tell.
+/// Asks the registry for the key's status when the gateway refused it:
+/// pending `ERR(10205)`, revoked `ERR(10206)`, or a sharper `ERR(10207)`
+/// (approved yet refused: account disabled or another user's key); `None`
+/// when the registry cannot be asked.
 pub fn refusal_explainer(url: String, key: Arc<PrivateKey>, user: String) -> RefusalExplainer {
     Arc::new(
         move || match registry_client::key_status(&url, &key, &user) {
-            Ok(reply) => registry_client::status_error(&reply).map(|e| {
-                let fix = e.fix().to_string();
-                ClientError::with_fix(
-                    e.code(),
-                    format!("the gateway did not accept the key: {e}"),
-                    fix,
-                )
-            }),
+            Ok(reply) => Some(refusal_from_status(&reply, &user)),
             Err(e) => {
                 tracing::info!(error = %e.line(), "registry could not tell why the key was refused");
                 None
             }
         },
     )
+}
+
+/// Why the gateway refused the key, given the registry's answer (pure).
+pub fn refusal_from_status(reply: &KeyStatusReply, user: &str) -> ClientError {
+    if let Some(e) = registry_client::status_error(reply) {
+        let fix = e.fix().to_string();
+        return ClientError::with_fix(
+            e.code(),
+            format!("the gateway did not accept the key: {e}"),
+            fix,
+        );
+    }
+    let owner = sanitize(&reply.user, 64);
+    let fp = sanitize(&reply.fingerprint, 60);
+    if reply.user != user {
+        ClientError::with_fix(
+            Code::KeyRefused,
+            format!(
+                "the gateway did not accept the key {fp}: the registry has it for user {owner}, but this PC logs in as {}",
+                sanitize(user, 64)
+            ),
+            "make the key again with `pra keygen --user NAME --force` using your account name, or ask your administrator",
+        )
+    } else {
+        ClientError::with_fix(
+            Code::KeyRefused,
+            format!(
+                "the gateway did not accept the key {fp} although the registry lists it as approved: the account {owner} may be disabled"
+            ),
+            format!("ask your administrator to enable the account {owner}"),
+        )
+    }
 }
 
 pub(crate) fn runtime() -> ClientResult<tokio::runtime::Runtime> {
@@ -183,5 +212,46 @@ impl Printer {
         }
         let _ = out.flush();
         self.prev = Some(next.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use pra_proto::api::KeyStatus;
+
+    fn reply(user: &str, status: KeyStatus) -> KeyStatusReply {
+        KeyStatusReply {
+            fingerprint: "SHA256:abc".into(),
+            user: user.into(),
+            status,
+        }
+    }
+
+    #[test]
+    fn refusals_are_explained_by_the_registry_answer() {
+        let e = refusal_from_status(&reply("alice", KeyStatus::Pending), "alice");
+        assert_eq!(e.code(), Code::KeyPending);
+        assert!(
+            e.line()
+                .starts_with("ERR(10205) the gateway did not accept the key: "),
+            "{}",
+            e.line()
+        );
+        assert_eq!(
+            refusal_from_status(&reply("alice", KeyStatus::Revoked), "alice").code(),
+            Code::KeyRevoked
+        );
+        let e = refusal_from_status(&reply("alice", KeyStatus::Approved), "alice");
+        assert_eq!(e.code(), Code::KeyRefused);
+        assert!(e.line().contains("the account alice may be disabled: ask your administrator to enable the account alice"), "{}", e.line());
+        let e = refusal_from_status(&reply("bob", KeyStatus::Approved), "alice");
+        assert!(
+            e.line()
+                .contains("for user bob, but this PC logs in as alice"),
+            "{}",
+            e.line()
+        );
     }
 }
