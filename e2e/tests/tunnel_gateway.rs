@@ -8,6 +8,7 @@ use pra_client::config::GatewayAddr;
 use pra_client::tunnel::{ForwardState, Phase, Timing, Tunnel, TunnelConfig, TunnelState};
 use pra_e2e::*;
 use pra_proto::api::KeyStatus;
+use pra_registry::store::Store;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -252,5 +253,58 @@ async fn two_way_64_mib_echo_is_intact() {
     eprintln!("64 MiB two-way echo through the real gateway: {took:?}");
     tunnel.cancel_handle().cancel();
     tunnel.wait().await.unwrap();
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_during_the_session_stops_with_10206() {
+    let e1 = echo_server().await;
+    let port = rule_port();
+    let reg = Registry::start().await;
+    reg.add_user("alice");
+    let key = new_key();
+    let fp = reg.add_key("alice", &public_line(&key), KeyStatus::Approved);
+    reg.add_rule("alice", "echo", port, e1);
+    let gw = reg.gateway(None).await;
+    let key = Arc::new(key);
+    let mut cfg = config(&gw, "alice", (*key).clone());
+    cfg.explain_refusal = Some(pra_client::commands::connect::refusal_explainer(
+        reg.url(),
+        key.clone(),
+        "alice".into(),
+    ));
+    let tunnel = Tunnel::start(cfg);
+    let mut rx = tunnel.state();
+    wait_for(&mut rx, "connected", |s| s.phase == Phase::Connected).await;
+    assert_eq!(echo_roundtrip(port, b"ok").await, b"ok");
+
+    reg.store
+        .set_key_status(
+            &fp,
+            KeyStatus::Revoked,
+            &pra_registry::model::Actor::Cli("e2e".into()),
+        )
+        .unwrap();
+    let err = tokio::time::timeout(T, tunnel.wait())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        pra_proto::codes::Code::KeyRevoked,
+        "{}",
+        err.line()
+    );
+    assert!(
+        err.line()
+            .starts_with("ERR(10206) the forwarding rules could not be fetched (ERR(10203)): "),
+        "{}",
+        err.line()
+    );
+    let s = rx.borrow().clone();
+    assert_eq!(s.phase, Phase::Disconnected);
+    assert_eq!(s.last_error.unwrap().label, "ERR(10206)");
+    // The listeners are closed.
+    assert!(TcpStream::connect(("127.0.0.1", port)).await.is_err());
     gw.stop().await;
 }
