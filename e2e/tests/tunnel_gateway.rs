@@ -189,7 +189,8 @@ async fn stalled_forward_does_not_block_another() {
     let mut last = 0;
     let deadline = Instant::now() + T;
     loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Counters are published every 2 s: compare across one publish.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
         let now = rx
             .borrow()
             .rule("stalled")
