@@ -294,11 +294,22 @@ impl Event {
         }
     }
 
-    /// One JSON object (no newline).
+    /// One JSON object (no newline). Rule events in a warning state also
+    /// carry its `code` (`WAR(10102)` …) and the `line` the CLI prints.
     pub fn json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|e| {
-            format!("{{\"event\":\"error\",\"what\":\"cannot encode event: {e}\"}}")
-        })
+        let mut v = match serde_json::to_value(self) {
+            Ok(v) => v,
+            Err(e) => {
+                return format!("{{\"event\":\"error\",\"what\":\"cannot encode event: {e}\"}}");
+            }
+        };
+        if let (Event::Rule(r), Some(obj)) = (self, v.as_object_mut())
+            && let Some(code) = r.state.code()
+        {
+            obj.insert("code".into(), code.label().into());
+            obj.insert("line".into(), self.text().into());
+        }
+        v.to_string()
     }
 }
 
@@ -315,10 +326,10 @@ pub fn rule_line(r: &RuleState) -> String {
                 .map(|h| format!(" (held by {h})"))
                 .unwrap_or_default();
             format!(
-                "{head} {} port busy: local port {} is used by another program{by}: {}",
+                "{head} {} port busy: local port {} is used by another program{by}: \
+                 close that program; the forward starts by itself once the port is free",
                 Code::PortBusy.label(),
                 r.local.port(),
-                Code::PortBusy.fix()
             )
         }
         ForwardState::PortDenied { reason } => format!(
@@ -489,6 +500,10 @@ mod tests {
         assert_eq!(v["state"], "port_busy");
         assert_eq!(v["holder"], "nc (pid 7)");
         assert_eq!(v["local"], "127.0.0.1:10025");
+        assert_eq!(v["code"], "WAR(10102)");
+        assert!(v["line"].as_str().unwrap().contains("held by nc (pid 7)"));
+        let ok = Event::Rule(rule("smtp", 10025, ForwardState::Forwarding)).json();
+        assert!(!ok.contains("\"code\""), "{ok}");
         let e = Event::Error(ErrorInfo::from(&ClientError::new(
             Code::KeyPending,
             "pending",
