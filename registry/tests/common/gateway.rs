@@ -380,6 +380,32 @@ pub async fn exec(c: &Client, command: &str) -> (Vec<u8>, Option<u32>, bool) {
     (out, status, failed)
 }
 
+/// Open forwards to `host:port` until one is accepted (`want_open`) or
+/// refused (`!want_open`); a rule change must show within `bound`. Returns
+/// the accepted stream and how long it took.
+pub async fn forward_once(
+    c: &Client,
+    host: &str,
+    port: u32,
+    want_open: bool,
+    bound: Duration,
+) -> (Option<russh::ChannelStream<client::Msg>>, Duration) {
+    let start = Instant::now();
+    loop {
+        match forward(c, host, port).await {
+            Ok(s) if want_open => return (Some(s), start.elapsed()),
+            Err(_) if !want_open => return (None, start.elapsed()),
+            _ => {}
+        }
+        assert!(
+            start.elapsed() < bound,
+            "{host}:{port} still {} after {bound:?}",
+            if want_open { "refused" } else { "open" }
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Open a forward through the gateway as a byte stream.
 pub async fn forward(
     c: &Client,
