@@ -7,6 +7,7 @@
 //! - [`store`]: the [`store::Store`] trait and its SQLite backend.
 //! - [`gateway`]: the SSH gateway (approved keys, rules-only forwards, live revocation).
 //! - [`api`]: the HTTP API (public key submission, admin routes).
+//! - [`web`]: the admin web page under `/admin` on the API listener.
 //! - [`serve`]: `pra-registry serve`, the API and the SSH gateway side by side.
 //! - [`cli`]: the admin CLI (arguments, commands, one-line failures).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -19,3 +20,4 @@ pub mod model;
 pub mod serve;
 pub mod store;
 pub mod validate;
+pub mod web;

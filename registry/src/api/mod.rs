@@ -7,6 +7,8 @@
 //! - [`limit`]: per-source rate limiting of the public endpoints.
 //! - [`error`]: [`error::ApiFailure`], every error answer.
 //!
+//! The admin web page ([`crate::web`]) is nested under `/admin`.
+//!
 //! Protections, outermost first: at most [`ApiConfig::max_connections`]
 //! connections; hyper's header read timeout (a client that does not send
 //! its headers in time is disconnected, idle keep-alive connections too);
@@ -63,6 +65,8 @@ pub struct ApiConfig {
     pub submit_limit: RateLimit,
     /// Rate limit of `POST /api/v1/keys/status` per source.
     pub status_limit: RateLimit,
+    /// The admin web page under `/admin` (sessions, sign-in limit).
+    pub web: crate::web::WebConfig,
 }
 
 impl Default for ApiConfig {
@@ -74,6 +78,7 @@ impl Default for ApiConfig {
             shutdown_grace: Duration::from_secs(5),
             submit_limit: RateLimit::SUBMIT,
             status_limit: RateLimit::STATUS,
+            web: crate::web::WebConfig::default(),
         }
     }
 }
@@ -114,6 +119,7 @@ where
 /// The complete router, with every protection but the connection-level
 /// ones (those are in [`serve`]).
 pub fn router(store: Arc<dyn Store>, config: &ApiConfig) -> Router {
+    let web = crate::web::router(store.clone(), &config.web);
     let app = AppState::new(store, config);
     Router::new()
         .route("/api/v1/health", get(public::health))
@@ -126,6 +132,7 @@ pub fn router(store: Arc<dyn Store>, config: &ApiConfig) -> Router {
             post(public::status).layer(middleware::from_fn_with_state(app.clone(), limit_status)),
         )
         .nest("/api/v1/admin", admin::routes())
+        .nest(crate::web::PREFIX, web)
         .fallback(|| async { ApiFailure::no_route() })
         .method_not_allowed_fallback(|| async {
             ApiFailure::new(

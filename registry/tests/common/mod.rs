@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod gateway;
+pub mod web;
 
 use pra_proto::api::{Device, KeySubmission};
 use pra_proto::proof::{self, Action};

@@ -1,0 +1,310 @@
+//! Helpers for the admin web page's tests: the API (with the page) on
+//! 127.0.0.1:0 with a manual clock, a tiny cookie-keeping browser over raw
+//! HTTP/1.1, form encoding, and reading values out of the HTML.
+
+use super::{Api, Resp, raw, unix_now};
+use pra_proto::api::{Device, KeySubmission};
+use pra_proto::proof::{self, Action};
+use pra_registry::api::ApiConfig;
+use pra_registry::api::limit::RateLimit;
+use pra_registry::web::{Clock, WebConfig};
+use ssh_key::PrivateKey;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The API with the admin page, a manual clock and an admin token `ops`.
+pub struct Web {
+    pub api: Api,
+    pub clock: Clock,
+    pub token: String,
+}
+
+impl Web {
+    pub async fn start() -> Web {
+        Web::start_with(WebConfig::default()).await
+    }
+
+    /// With these page settings (the clock is replaced by a manual one).
+    pub async fn start_with(web: WebConfig) -> Web {
+        let clock = Clock::manual();
+        let lots = RateLimit {
+            burst: 100_000,
+            refill_every: Duration::from_millis(1),
+            max_sources: 16,
+        };
+        let api = Api::start_with(ApiConfig {
+            submit_limit: lots,
+            status_limit: lots,
+            web: WebConfig {
+                clock: clock.clone(),
+                ..web
+            },
+            ..ApiConfig::default()
+        })
+        .await;
+        let token = api.token("ops");
+        Web { api, clock, token }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.api.addr
+    }
+
+    /// A browser signed in with the `ops` token.
+    pub async fn signed_in(&self) -> Browser {
+        let mut b = Browser::new(self.addr());
+        let r = b.sign_in(&self.token).await;
+        assert_eq!(r.status, 303, "sign-in failed: {}", r.text());
+        assert_eq!(r.header("location"), Some("/admin"));
+        b
+    }
+
+    /// Submit `key` for `user` through the public API, with this device.
+    pub async fn submit(&self, key: &PrivateKey, user: &str, device: Device) -> String {
+        let sub = KeySubmission {
+            user: user.into(),
+            public_key: super::line(key),
+            device,
+            proof: proof::sign(key, Action::Submit, user, unix_now()).unwrap(),
+        };
+        let r = self
+            .api
+            .post("/api/v1/keys", None, &serde_json::to_value(&sub).unwrap())
+            .await;
+        assert_eq!(r.status, 202, "{}", r.text());
+        r.json()["fingerprint"].as_str().unwrap().to_string()
+    }
+}
+
+/// A device description.
+pub fn device(computer: &str, description: &str, tag: &str) -> Device {
+    Device {
+        computer: computer.into(),
+        os_user: "emp".into(),
+        description: description.into(),
+        tag: tag.into(),
+    }
+}
+
+/// Percent-encode for `application/x-www-form-urlencoded`.
+pub fn encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+pub fn form_body(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// How a request presents itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fetch {
+    /// What a browser sends for the page's own forms.
+    SameOrigin,
+    /// A form on another site posting here.
+    CrossSite,
+    /// `Origin` of another site, no `Sec-Fetch-Site` (older browsers).
+    ForeignOrigin,
+    /// Neither header (scripts, curl).
+    Bare,
+}
+
+/// Cookies and raw requests, like a browser that follows nothing.
+pub struct Browser {
+    pub addr: SocketAddr,
+    pub cookies: BTreeMap<String, String>,
+    /// Extra headers on every request (e.g. `X-Forwarded-Proto`).
+    pub extra: Vec<(String, String)>,
+}
+
+impl Browser {
+    pub fn new(addr: SocketAddr) -> Browser {
+        Browser {
+            addr,
+            cookies: BTreeMap::new(),
+            extra: Vec::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        if self.cookies.is_empty() {
+            return String::new();
+        }
+        let pairs: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!("Cookie: {}\r\n", pairs.join("; "))
+    }
+
+    fn keep_cookies(&mut self, r: &Resp) {
+        for (k, v) in &r.headers {
+            if !k.eq_ignore_ascii_case("set-cookie") {
+                continue;
+            }
+            let first = v.split(';').next().unwrap();
+            let (name, value) = first.split_once('=').unwrap();
+            if v.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_string(), value.to_string());
+            }
+        }
+    }
+
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        site: Fetch,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let addr = self.addr;
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{}",
+            self.cookie_header()
+        );
+        match site {
+            Fetch::SameOrigin => {
+                req.push_str(&format!(
+                    "Sec-Fetch-Site: same-origin\r\nOrigin: http://{addr}\r\n"
+                ));
+            }
+            Fetch::CrossSite => {
+                req.push_str("Sec-Fetch-Site: cross-site\r\nOrigin: http://evil.example\r\n")
+            }
+            Fetch::ForeignOrigin => req.push_str("Origin: http://evil.example\r\n"),
+            Fetch::Bare => {}
+        }
+        for (k, v) in self.extra.iter().map(|(k, v)| (k.as_str(), v.as_str())) {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if let Some(b) = body {
+            req.push_str(&format!(
+                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+                b.len()
+            ));
+        }
+        req.push_str("\r\n");
+        if let Some(b) = body {
+            req.push_str(b);
+        }
+        let r = raw(addr, req.as_bytes()).await;
+        self.keep_cookies(&r);
+        r
+    }
+
+    pub async fn get(&mut self, path: &str) -> Resp {
+        self.send("GET", path, None, Fetch::SameOrigin, &[]).await
+    }
+
+    /// POST a form as the page's own forms are posted.
+    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Resp {
+        self.send(
+            "POST",
+            path,
+            Some(&form_body(fields)),
+            Fetch::SameOrigin,
+            &[],
+        )
+        .await
+    }
+
+    /// Sign in: fetch the form (its double-submit cookie), post the token.
+    pub async fn sign_in(&mut self, token: &str) -> Resp {
+        let form = self.get("/admin/login").await;
+        assert_eq!(form.status, 200, "{}", form.text());
+        let csrf = csrf(&form.text());
+        self.post("/admin/login", &[("csrf", &csrf), ("token", token)])
+            .await
+    }
+
+    /// GET a page that must answer 200; its HTML.
+    pub async fn page(&mut self, path: &str) -> String {
+        let r = self.get(path).await;
+        assert_eq!(r.status, 200, "GET {path}: {} {}", r.status, r.text());
+        r.text()
+    }
+
+    /// The CSRF token of the signed-in session (read from a page).
+    pub async fn csrf(&mut self) -> String {
+        csrf(&self.page("/admin/users").await)
+    }
+
+    /// POST an action with the session's CSRF token; must answer 303.
+    /// Returns the page it redirects to.
+    pub async fn act(&mut self, path: &str, fields: &[(&str, &str)]) -> String {
+        let token = self.csrf().await;
+        let mut all = vec![("csrf", token.as_str())];
+        all.extend_from_slice(fields);
+        let r = self.post(path, &all).await;
+        assert_eq!(r.status, 303, "POST {path}: {} {}", r.status, r.text());
+        let to = r.header("location").unwrap().to_string();
+        self.page(&to).await
+    }
+}
+
+/// The value of the first `name="csrf"` field.
+pub fn csrf(html: &str) -> String {
+    value_of(html, "csrf").unwrap_or_else(|| panic!("no csrf field in {html}"))
+}
+
+/// The value of the first input named `name`.
+pub fn value_of(html: &str, name: &str) -> Option<String> {
+    let needle = format!("name=\"{name}\" value=\"");
+    let start = html.find(&needle)? + needle.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_string())
+}
+
+/// The table row whose `data-ATTR` is `value` (from `<tr` to `</tr>`).
+pub fn row<'a>(html: &'a str, attr: &str, value: &str) -> Option<&'a str> {
+    let needle = format!("<tr data-{attr}=\"{value}\"");
+    let start = html.find(&needle)?;
+    let end = html[start..].find("</tr>")? + start;
+    Some(&html[start..end])
+}
+
+/// The one-time message shown on a page (`<p class="flash…">…</p>`).
+pub fn flash(html: &str) -> Option<String> {
+    let start = html.find("<p class=\"flash")?;
+    let text_start = html[start..].find('>')? + start + 1;
+    let end = html[text_start..].find("</p>")? + text_start;
+    Some(html[text_start..end].to_string())
+}
+
+/// The message next to form field `name`.
+pub fn field_error(html: &str, name: &str) -> Option<String> {
+    let needle = format!("id=\"err-{name}\">");
+    let start = html.find(&needle)? + needle.len();
+    let end = html[start..].find("</span>")? + start;
+    Some(html[start..end].to_string())
+}
+
+/// Every page a signed-in admin can GET.
+pub const PAGES: [&str; 5] = [
+    "/admin",
+    "/admin/keys",
+    "/admin/users",
+    "/admin/rules",
+    "/admin/audit",
+];

@@ -1,0 +1,370 @@
+//! The admin page in a real headless browser (Debian's `chromium`, driven
+//! through `chromedriver` over WebDriver): sign in with a token, see a key
+//! submitted through the public API, approve it, see it approved. Saves
+//! screenshots to `target/artifacts/admin-pending.png` and
+//! `target/artifacts/admin-approve.png`.
+//!
+//! The browser reaches nothing but 127.0.0.1: every other address goes to
+//! a dead proxy and host names do not resolve. Without chromium and
+//! chromedriver the test fails (it does not skip): `scripts/deps.sh`
+//! installs them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::BOUND;
+use common::random_ed25519;
+use common::web::{Web, device};
+use pra_proto::api::KeyStatus;
+use pra_registry::model::Actor;
+use pra_registry::store::Store;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// W3C WebDriver's key of an element reference.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+fn require(path: &str) {
+    assert!(
+        Path::new(path).exists(),
+        "{path} is missing: the admin page's browser test needs Debian's chromium and \
+         chromium-driver; run scripts/deps.sh (apt-get install chromium chromium-driver)"
+    );
+}
+
+/// `chromedriver` on a free loopback port (it picks it: `--port=0`).
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        require(CHROMIUM);
+        require(CHROMEDRIVER);
+        let mut child = Command::new(CHROMEDRIVER)
+            .args(["--port=0", "--allowed-ips=127.0.0.1"])
+            .env_remove("http_proxy")
+            .env_remove("https_proxy")
+            .env_remove("HTTP_PROXY")
+            .env_remove("HTTPS_PROXY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cannot start chromedriver");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("started successfully on port ").nth(1) {
+                    let port: u16 = rest.trim_end_matches('.').trim().parse().unwrap();
+                    let _ = tx.send(port);
+                }
+            }
+        });
+        let port = match rx.recv_timeout(BOUND) {
+            Ok(p) => p,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("chromedriver did not say which port it listens on");
+            }
+        };
+        Driver { child, port }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A WebDriver session: a small JSON-over-HTTP client.
+struct Browser {
+    agent: ureq::Agent,
+    base: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    fn open(driver: &Driver) -> Browser {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .proxy(None)
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        let profile = tempfile::tempdir().unwrap();
+        let args = [
+            "--headless".to_string(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--disable-quic".into(),
+            "--disable-extensions".into(),
+            "--disable-default-apps".into(),
+            "--disable-domain-reliability".into(),
+            "--disable-client-side-phishing-detection".into(),
+            "--no-default-browser-check".into(),
+            "--no-pings".into(),
+            "--disable-features=Translate,OptimizationHints,MediaRouter,AutofillServerCommunication".into(),
+            // Nothing but loopback: other addresses go to a dead proxy
+            // (Chrome never proxies loopback), and names do not resolve.
+            "--proxy-server=http://127.0.0.1:9".into(),
+            "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1".into(),
+            "--window-size=1440,900".into(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let caps = json!({
+            "capabilities": {
+                "alwaysMatch": {
+                    "browserName": "chrome",
+                    "pageLoadStrategy": "normal",
+                    "goog:chromeOptions": { "binary": CHROMIUM, "args": args },
+                }
+            }
+        });
+        let base = format!("http://127.0.0.1:{}", driver.port);
+        let mut b = Browser {
+            agent,
+            base,
+            _profile: profile,
+        };
+        let v = b.call("POST", "/session", Some(caps));
+        let id = v["sessionId"].as_str().unwrap_or_else(|| panic!("{v}"));
+        b.base = format!("{}/session/{id}", b.base);
+        b
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}{path}", self.base);
+        let resp = match (method, body) {
+            ("GET", _) => self.agent.get(&url).call(),
+            ("DELETE", _) => self.agent.delete(&url).call(),
+            (_, Some(b)) => self.agent.post(&url).send_json(&b),
+            (_, None) => self.agent.post(&url).send_json(json!({})),
+        };
+        let mut resp = resp.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = resp.status();
+        let v: Value = resp
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_json()
+            .unwrap();
+        assert!(status.is_success(), "{method} {path}: {status} {v}");
+        v["value"].clone()
+    }
+
+    fn go(&self, url: &str) {
+        self.call("POST", "/url", Some(json!({ "url": url })));
+    }
+
+    fn url(&self) -> String {
+        self.call("GET", "/url", None).as_str().unwrap().to_string()
+    }
+
+    fn find(&self, css: &str) -> Option<String> {
+        let url = format!("{}/element", self.base);
+        let mut resp = self
+            .agent
+            .post(&url)
+            .send_json(json!({ "using": "css selector", "value": css }))
+            .unwrap();
+        let ok = resp.status().is_success();
+        let v: Value = resp.body_mut().read_json().unwrap();
+        ok.then(|| {
+            v["value"][ELEMENT]
+                .as_str()
+                .unwrap_or_else(|| panic!("{css}: {v}"))
+                .to_string()
+        })
+    }
+
+    /// Wait (within [`BOUND`]) for an element to appear.
+    fn wait_for(&self, css: &str) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(e) = self.find(css) {
+                return e;
+            }
+            assert!(
+                start.elapsed() < BOUND,
+                "{css} did not appear on {}",
+                self.url()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn text(&self, element: &str) -> String {
+        self.call("GET", &format!("/element/{element}/text"), None)
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn type_into(&self, element: &str, text: &str) {
+        self.call(
+            "POST",
+            &format!("/element/{element}/value"),
+            Some(json!({ "text": text })),
+        );
+    }
+
+    fn click(&self, element: &str) {
+        self.call("POST", &format!("/element/{element}/click"), None);
+    }
+
+    fn script(&self, js: &str) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": js, "args": [] })),
+        )
+    }
+
+    fn screenshot(&self, path: &Path) {
+        use base64::Engine as _;
+        let b64 = self.call("GET", "/screenshot", None);
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(b64.as_str().unwrap())
+            .unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, png).unwrap();
+        eprintln!("screenshot: {}", path.display());
+    }
+
+    fn close(self) {
+        self.call("DELETE", "", None);
+    }
+}
+
+/// `target/artifacts/` (beside the integration tests' `target/tmp`).
+fn artifacts() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("artifacts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_approves_a_pending_key_in_a_real_browser() {
+    let web = Web::start().await;
+    let cli = Actor::Cli("test".into());
+    for u in ["alice", "bob"] {
+        web.api.store.add_user(u, &cli).unwrap();
+    }
+    // some context for the screenshot: an approved key, and the key to approve
+    let other = web
+        .submit(
+            &random_ed25519(),
+            "bob",
+            device(
+                "PC-BOB",
+                "Windows 11 Pro / HP EliteBook 840 G8 / Intel i5-1145G7",
+                "7d41c2e09a5b33f1",
+            ),
+        )
+        .await;
+    web.api
+        .store
+        .set_key_status(&other, KeyStatus::Approved, &cli)
+        .unwrap();
+    let fp = web
+        .submit(
+            &random_ed25519(),
+            "alice",
+            device(
+                "PC-ALICE",
+                "Debian 12 / Dell Latitude 5520 / Intel i7-1185G7",
+                "c0ffee12d00d4e57",
+            ),
+        )
+        .await;
+    let site = format!("http://{}", web.addr());
+    let token = web.token.clone();
+    let store = web.api.store.clone();
+    let fp2 = fp.clone();
+
+    tokio::task::spawn_blocking(move || {
+        let fp = fp2;
+        let driver = Driver::start();
+        let b = Browser::open(&driver);
+
+        // not signed in: the page sends us to the sign-in form
+        b.go(&format!("{site}/admin"));
+        assert_eq!(b.url(), format!("{site}/admin/login"));
+        let field = b.wait_for("input#token");
+        b.type_into(&field, &token);
+        let submit = b.wait_for("form.login button[type=submit]");
+        b.click(&submit);
+
+        // the pending page, with the key submitted through the API
+        let h1 = b.wait_for("main h1");
+        assert_eq!(b.text(&h1), "Pending keys");
+        assert_eq!(b.url(), format!("{site}/admin"), "no token in any URL");
+        let row_css = format!("tr[data-fingerprint=\"{fp}\"]");
+        let row = b.wait_for(&row_css);
+        let text = b.text(&row);
+        for want in ["alice", "PC-ALICE", "Debian 12 / Dell Latitude 5520", &fp] {
+            assert!(text.contains(want), "{want} not in {text:?}");
+        }
+        // the stylesheet was allowed by the CSP and applied
+        let bg = b.script(
+            "return getComputedStyle(document.querySelector('header.top')).backgroundColor;",
+        );
+        assert_eq!(bg, "rgb(22, 32, 44)");
+        // the session cookie is HttpOnly and SameSite=Strict
+        let cookies = b.call("GET", "/cookie", None);
+        let session = cookies
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "pra_admin")
+            .unwrap_or_else(|| panic!("{cookies}"));
+        assert_eq!(session["httpOnly"], true);
+        assert_eq!(session["sameSite"], "Strict");
+        assert!(
+            b.script("return document.cookie;")
+                .as_str()
+                .unwrap()
+                .is_empty()
+        );
+        b.screenshot(&artifacts().join("admin-pending.png"));
+
+        // approve
+        let approve = b.wait_for(&format!(
+            "{row_css} form[action=\"/admin/keys/approve\"] button"
+        ));
+        b.click(&approve);
+        let flash = b.wait_for("p.flash");
+        assert_eq!(b.text(&flash), format!("Key {fp} of alice approved."));
+        assert!(b.find(&row_css).is_none(), "no longer pending");
+
+        // and see it approved on the key list
+        b.go(&format!("{site}/admin/keys?status=approved"));
+        let row = b.wait_for(&row_css);
+        let text = b.text(&row);
+        assert!(text.contains("approved by web:ops"), "{text:?}");
+        b.screenshot(&artifacts().join("admin-approve.png"));
+        b.close();
+    })
+    .await
+    .unwrap();
+
+    let k = store.get_key(&fp).unwrap().unwrap();
+    assert_eq!(k.status, KeyStatus::Approved);
+    assert_eq!(k.approved_by.as_deref(), Some("web:ops"));
+    web.api.stop().await;
+}
