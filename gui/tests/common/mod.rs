@@ -172,6 +172,41 @@ impl TestGateway {
             .unwrap();
     }
 
+    /// The registry's HTTP API on 127.0.0.1:0 over the same store; returns
+    /// its base URL.
+    pub fn api(&self) -> String {
+        let l = self
+            .rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = l.local_addr().unwrap();
+        let store: Arc<dyn Store> = self.store.clone();
+        self.rt.spawn(pra_registry::api::serve(
+            l,
+            store,
+            pra_registry::api::ApiConfig::default(),
+            std::future::pending(),
+        ));
+        format!("http://{addr}")
+    }
+
+    /// An account allowed to submit keys.
+    pub fn add_user(&self, name: &str) {
+        self.store.add_user(name, &admin()).unwrap();
+    }
+
+    /// The registry's status of the key `fp`.
+    pub fn key_status(&self, fp: &str) -> Option<KeyStatus> {
+        self.store.get_key(fp).unwrap().map(|k| k.status)
+    }
+
+    /// Approve the key `fp`.
+    pub fn approve_fp(&self, fp: &str) {
+        self.store
+            .set_key_status(fp, KeyStatus::Approved, &admin())
+            .unwrap();
+    }
+
     /// An echo server on 127.0.0.1:0 on the gateway's runtime.
     pub fn echo_server(&self) -> SocketAddr {
         let l = self
@@ -320,10 +355,20 @@ pub fn menu(h: &mut Harness<'_, Slot>, menu: &str, item: &str) {
         h.run_steps(2);
         if h.query_by_label(item).is_some() {
             click(h, item);
+            h.run_steps(2);
             return;
         }
     }
     panic!("menu {menu:?} has no item {item:?}; shown:\n{}", shown(h));
+}
+
+/// Put `text` into the text field labelled `label`.
+pub fn type_into(h: &mut Harness<'_, Slot>, label: &str, text: &str) {
+    wait_until(h, &format!("a field {label:?}"), |h| {
+        h.query_by_label(label).is_some()
+    });
+    h.get_by_label(label).set_text_value_accesskit(text);
+    h.step();
 }
 
 /// Click the last button labelled `label` (a dialog's, when one is open).
