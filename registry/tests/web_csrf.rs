@@ -7,12 +7,12 @@
 
 mod common;
 use common::random_ed25519;
-use common::web::{Browser, Fetch, PAGES, Web, device, form_body};
+use common::web::{Browser, Fetch, PAGES, Web, device, form_body, open_session};
 use pra_registry::model::{Actor, RuleRecord};
 use pra_registry::store::Store;
 
 /// Every action with fields that would succeed given the right token.
-fn actions(fp: &str) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
+fn actions(fp: &str, session: i64) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
     vec![
         ("/admin/keys/approve", vec![("fingerprint", fp.to_string())]),
         ("/admin/keys/revoke", vec![("fingerprint", fp.to_string())]),
@@ -32,11 +32,15 @@ fn actions(fp: &str) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
             "/admin/rules/remove",
             vec![("user", "alice".into()), ("name", "mail".into())],
         ),
+        (
+            "/admin/sessions/disconnect",
+            vec![("id", session.to_string())],
+        ),
         ("/admin/logout", vec![]),
     ]
 }
 
-async fn setup() -> (Web, String) {
+async fn setup() -> (Web, String, i64) {
     let web = Web::start().await;
     let cli = Actor::Cli("test".into());
     let s = &web.api.store;
@@ -57,17 +61,18 @@ async fn setup() -> (Web, String) {
     let fp = web
         .submit(&random_ed25519(), "alice", device("PC", "d", "t"))
         .await;
-    (web, fp)
+    let session = open_session(s.as_ref(), "alice", &fp, "10.9.8.7:50000");
+    (web, fp, session)
 }
 
 #[tokio::test]
 async fn actions_without_the_right_csrf_token_are_refused() {
-    let (web, fp) = setup().await;
+    let (web, fp, session) = setup().await;
     let mut b = web.signed_in().await;
     let mut other = web.signed_in().await;
     let theirs = other.csrf().await;
     let before = web.api.snapshot();
-    for (path, fields) in actions(&fp) {
+    for (path, fields) in actions(&fp, session) {
         for token in [None, Some(""), Some("forged"), Some(theirs.as_str())] {
             let mut all: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
             if let Some(t) = token {
@@ -86,11 +91,11 @@ async fn actions_without_the_right_csrf_token_are_refused() {
 
 #[tokio::test]
 async fn cross_site_posts_are_refused_even_with_the_token() {
-    let (web, fp) = setup().await;
+    let (web, fp, session) = setup().await;
     let mut b = web.signed_in().await;
     let csrf = b.csrf().await;
     let before = web.api.snapshot();
-    for (path, fields) in actions(&fp) {
+    for (path, fields) in actions(&fp, session) {
         let mut all: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
         all.push(("csrf", &csrf));
         let body = form_body(&all);
@@ -113,10 +118,10 @@ async fn cross_site_posts_are_refused_even_with_the_token() {
 
 #[tokio::test]
 async fn signed_out_posts_change_nothing() {
-    let (web, fp) = setup().await;
+    let (web, fp, session) = setup().await;
     let mut b = Browser::new(web.addr());
     let before = web.api.snapshot();
-    for (path, fields) in actions(&fp) {
+    for (path, fields) in actions(&fp, session) {
         let mut all: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
         all.push(("csrf", "x"));
         let r = b.post(path, &all).await;
@@ -129,10 +134,10 @@ async fn signed_out_posts_change_nothing() {
 
 #[tokio::test]
 async fn get_never_changes_anything() {
-    let (web, fp) = setup().await;
+    let (web, fp, session) = setup().await;
     let mut b = web.signed_in().await;
     let before = web.api.snapshot();
-    for (path, fields) in actions(&fp) {
+    for (path, fields) in actions(&fp, session) {
         let query = form_body(
             &fields
                 .iter()

@@ -197,6 +197,8 @@ where
         .route("/users/disable", post(pages::disable_user))
         .route("/rules", get(pages::rules).post(pages::add_rule))
         .route("/rules/remove", post(pages::remove_rule))
+        .route("/sessions", get(pages::sessions))
+        .route("/sessions/disconnect", post(pages::disconnect_session))
         .route("/audit", get(pages::audit))
         .route("/static/admin.css", get(pages::stylesheet))
         .fallback(pages::not_found)

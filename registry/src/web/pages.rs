@@ -676,6 +676,44 @@ pub async fn remove_rule(State(state): State<WebState>, act: Act) -> Response {
     see_other(&back)
 }
 
+// --- live sessions ----------------------------------------------------------
+
+/// `GET /admin/sessions`.
+pub async fn sessions(State(state): State<WebState>, admin: Admin) -> Result<Html, Response> {
+    let live = store(&state, |s| s.list_live_sessions())
+        .await
+        .map_err(failed)?;
+    let frame = Frame::load(&state, &admin, "/admin/sessions".into()).await?;
+    Ok(view::sessions(&frame.ctx(&admin, Tab::Sessions), &live))
+}
+
+/// `POST /admin/sessions/disconnect` (`id`): ask the session's gateway to
+/// end it.
+pub async fn disconnect_session(State(state): State<WebState>, act: Act) -> Response {
+    let back = act.back("/admin/sessions").to_string();
+    let flash = match act.form.get("id").trim().parse::<i64>() {
+        Err(_) => Flash::error("Invalid session: not a session number."),
+        Ok(id) => {
+            let actor = act.admin.actor();
+            match store(&state, move |s| s.request_disconnect(id, &actor)).await {
+                Ok(s) => {
+                    tracing::info!(session = s.id, user = %s.user, token = %act.admin.session.token_name, "admin page: disconnect requested");
+                    Flash::ok(format!(
+                        "Disconnect of {}'s session from {} requested: gateway {} ends it within seconds.",
+                        s.user, s.source, s.gateway
+                    ))
+                }
+                Err(RegistryError::NotFound(_)) => Flash::error(format!(
+                    "Session {id} is no longer live; nothing to disconnect."
+                )),
+                Err(e) => Flash::error(message(&e)),
+            }
+        }
+    };
+    act.admin.flash(&state, flash);
+    see_other(&back)
+}
+
 // --- audit ------------------------------------------------------------------
 
 /// Filters and position of `GET /admin/audit`.

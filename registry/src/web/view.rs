@@ -8,7 +8,7 @@
 use super::dup::Duplicate;
 use super::session::Flash;
 use super::text;
-use crate::model::{AuditEntry, KeyRecord, RuleRecord, Timestamp, User};
+use crate::model::{AuditEntry, KeyRecord, RuleRecord, SessionRecord, Timestamp, User};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
@@ -47,11 +47,12 @@ pub enum Tab {
     Audit,
 }
 
-const TABS: [(Tab, &str, &str); 5] = [
+const TABS: [(Tab, &str, &str); 6] = [
     (Tab::Pending, "/admin", "Pending keys"),
     (Tab::Keys, "/admin/keys", "All keys"),
     (Tab::Users, "/admin/users", "Users"),
     (Tab::Rules, "/admin/rules", "Rules"),
+    (Tab::Sessions, "/admin/sessions", "Live sessions"),
     (Tab::Audit, "/admin/audit", "Audit log"),
 ];
 
@@ -589,6 +590,58 @@ pub fn rules(
     page("Rules", ctx, body)
 }
 
+/// Live gateway sessions, oldest first, each with a Disconnect button.
+pub fn sessions(ctx: &Ctx<'_>, sessions: &[SessionRecord]) -> Html {
+    let body = html! {
+        h1 { "Live sessions" }
+        p.hint {
+            "Employees connected to a gateway right now, as their gateways last reported "
+            "(every few seconds). Disconnect ends one session; to keep someone out, also "
+            "revoke their key or disable their account: otherwise they can connect again."
+        }
+        @if sessions.is_empty() {
+            p.empty { "Nobody is connected." }
+        } @else {
+            table.sessions {
+                thead { tr {
+                    th { "User" } th { "Source" } th { "Gateway" } th { "Since" }
+                    th { "Bytes" } th { "Key" } th { "Actions" }
+                } }
+                tbody {
+                    @for s in sessions {
+                        tr data-session=(s.id) {
+                            td.user { (s.user) }
+                            td { code { (s.source) } }
+                            td { (s.gateway) }
+                            td {
+                                (when(s.started_at, ctx.now))
+                                br; small.muted { "connected for " (text::duration(ctx.now - s.started_at)) }
+                            }
+                            td {
+                                "↑ " (text::bytes(s.bytes_up)) br; "↓ " (text::bytes(s.bytes_down))
+                                br; small.muted { "reported " (text::ago(s.heartbeat_at, ctx.now)) }
+                            }
+                            td { (fingerprint(&s.fingerprint)) }
+                            td.actions {
+                                @match (&s.disconnect_requested_by, s.disconnect_requested_at) {
+                                    (Some(by), Some(at)) => {
+                                        span.muted { "disconnect asked by " (by) " " (text::ago(at, ctx.now)) }
+                                    }
+                                    _ => {
+                                        @let id = s.id.to_string();
+                                        (action(ctx, "/admin/sessions/disconnect", &[("id", id.as_str())], "Disconnect", true))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page("Live sessions", ctx, body)
+}
+
 /// Audit log filters and the page position.
 #[derive(Debug, Default)]
 pub struct AuditFilter {
@@ -852,6 +905,24 @@ mod tests {
             ),
             users(&c, &rows, &UserForm::default()),
             rules(&c, &[rule], &["alice".into()], None, &RuleForm::default()),
+            sessions(
+                &c,
+                &[SessionRecord {
+                    id: 7,
+                    gateway: "gw".into(),
+                    user: "alice".into(),
+                    fingerprint: "SHA256:x".into(),
+                    source: "10.0.0.1:5000".into(),
+                    started_at: 0,
+                    heartbeat_at: 0,
+                    bytes_up: 0,
+                    bytes_down: 0,
+                    ended_at: None,
+                    end_reason: None,
+                    disconnect_requested_by: None,
+                    disconnect_requested_at: None,
+                }],
+            ),
         ];
         let mut posts = 0;
         for Html(_, m) in pages {
@@ -864,8 +935,8 @@ mod tests {
                 }
             }
         }
-        // sign-out ×4, approve, reject ×2, disable, add user, remove rule, add rule
-        assert!(posts >= 11, "{posts}");
+        // sign-out ×5, approve ×2, reject ×2, disable, add user, remove rule, add rule, disconnect
+        assert_eq!(posts, 14);
     }
 
     #[test]

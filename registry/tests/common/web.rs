@@ -7,6 +7,8 @@ use pra_proto::api::{Device, KeySubmission};
 use pra_proto::proof::{self, Action};
 use pra_registry::api::ApiConfig;
 use pra_registry::api::limit::RateLimit;
+use pra_registry::model::{NewSession, SessionProgress};
+use pra_registry::store::Store;
 use pra_registry::web::{Clock, WebConfig};
 use ssh_key::PrivateKey;
 use std::collections::BTreeMap;
@@ -301,10 +303,36 @@ pub fn field_error(html: &str, name: &str) -> Option<String> {
 }
 
 /// Every page a signed-in admin can GET.
-pub const PAGES: [&str; 5] = [
+pub const PAGES: [&str; 6] = [
     "/admin",
     "/admin/keys",
     "/admin/users",
     "/admin/rules",
+    "/admin/sessions",
     "/admin/audit",
 ];
+
+/// A live gateway session as a gateway registers it; returns its id.
+pub fn open_session(store: &dyn Store, user: &str, fingerprint: &str, source: &str) -> i64 {
+    let now = pra_registry::model::now();
+    let id = store
+        .session_open(&NewSession {
+            gateway: "gw-test:10022".into(),
+            user: user.into(),
+            fingerprint: fingerprint.into(),
+            source: source.into(),
+            started_at: now - 3900,
+        })
+        .unwrap();
+    store
+        .session_progress(
+            now,
+            &[SessionProgress {
+                id,
+                bytes_up: 1536,
+                bytes_down: 20 * 1024 * 1024,
+            }],
+        )
+        .unwrap();
+    id
+}
