@@ -27,7 +27,8 @@
 //!   HTTPS (a TLS reverse proxy that sends `X-Forwarded-Proto: https`), it is
 //!   also `Secure` and named with the `__Host-` prefix; on plain HTTP (the
 //!   default `127.0.0.1:10088`, reached through an SSH tunnel) browsers would
-//!   drop a `Secure` cookie, so it is set without, on `Path=/admin`.
+//!   drop a `Secure` cookie, so it is set without, on `Path=/admin`. A
+//!   session signed in over HTTPS is not accepted over plain HTTP.
 //! - Every form carries a synchronizer CSRF token tied to the session (the
 //!   sign-in form a double-submit token); every POST whose `Sec-Fetch-Site`
 //!   is not `same-origin`, or whose `Origin` is not this host, is refused
