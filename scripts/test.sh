@@ -14,3 +14,10 @@ echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+# Windows code paths (ProgramData, MachineGuid, key-file ACL, credential
+# store, tray) must compile: a real cross-build (a superset of `cargo check`)
+# whose .exe files the packaging test below puts in the .msi.
+echo "== Windows cross-build check (x86_64-pc-windows-gnu)"
+cargo build --locked --target x86_64-pc-windows-gnu --bins -p pra-client -p pra-gui
+echo "== packages: .deb and .msi contents, install/upgrade/remove keeps data"
+bash scripts/package-test.sh
