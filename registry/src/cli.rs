@@ -4,12 +4,13 @@
 //! Every failure is one [`Failure`] line: `ERR(103xx) what happened: what
 //! to do`, exit status non-zero.
 
-use crate::api::admin::{AuditList, KeyList, RuleList, UserList};
+use crate::api::admin::{AuditList, KeyList, RuleList, SessionList, UserList};
 use crate::api::extract::BearerToken;
 use crate::error::RegistryError;
 use crate::model::{Actor, AuditEntry, AuditQuery, KeyRecord, NewKey, RuleRecord, Timestamp};
 use crate::serve::{self, ServeOptions};
 use crate::store::Store;
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::validate;
 use base64::Engine as _;
@@ -72,6 +73,9 @@ pub enum Command {
     /// Admin API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Live sessions on every gateway of this registry.
+    #[command(subcommand)]
+    Session(SessionCommand),
     /// Print the SSH gateway's host-key fingerprint for employees to pin
     /// (creates the key in --data if there is none yet).
     Hostkey(HostkeyArgs),
@@ -94,6 +98,26 @@ pub struct ServeArgs {
     /// HTTP API address (`127.0.0.1:0` picks a free port; the address is printed).
     #[arg(long, value_name = "ADDR", default_value = pra_proto::DEFAULT_API_ADDR)]
     pub api: String,
+    /// This gateway's name in the audit log and the live-sessions list;
+    /// unique among the gateways sharing a registry (default HOSTNAME:PORT).
+    #[arg(long, value_name = "ID", env = "PRA_GATEWAY_ID")]
+    pub gateway_id: Option<String>,
+}
+
+/// `session …`.
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// List the live sessions of every gateway (gateway, user, key, source, since, bytes).
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask the session's gateway to disconnect it (within seconds; audited).
+    Disconnect {
+        /// Session id, as `session list` shows it.
+        id: String,
+    },
 }
 
 /// `user …`.
@@ -238,7 +262,7 @@ impl std::fmt::Debug for DatabaseUrl {
 pub enum Backend {
     /// Embedded SQLite in this folder.
     Sqlite(PathBuf),
-    /// PostgreSQL (not in this build).
+    /// PostgreSQL.
     Postgres(DatabaseUrl),
 }
 
@@ -272,14 +296,24 @@ impl Config {
     pub fn open_store(&self) -> Result<Arc<dyn Store>, Failure> {
         match &self.backend {
             Backend::Sqlite(dir) => Ok(Arc::new(SqliteStore::open(dir)?)),
-            Backend::Postgres(_) => Err(Failure::new(
-                Code::RegistryUnsupported,
-                "this build of pra-registry does not support PostgreSQL yet (--database / PRA_DATABASE_URL is set)",
-                Code::RegistryUnsupported.fix(),
-            )),
+            Backend::Postgres(url) => match PostgresStore::open(&url.0) {
+                Ok(store) => Ok(Arc::new(store)),
+                Err(e) => {
+                    let mut f = Failure::from(e);
+                    if f.code == Code::RegistryDatabase {
+                        f.fix = POSTGRES_FIX.into();
+                    }
+                    Err(f)
+                }
+            },
         }
     }
 }
+
+/// What to do when the PostgreSQL registry cannot be used.
+pub const POSTGRES_FIX: &str = "check --database / PRA_DATABASE_URL (postgres://USER:PASSWORD@HOST:PORT/DB), \
+     that PostgreSQL runs and lets this user in from here, and that the database is the \
+     registry's own; see docs/admin-guide.md, \"Several gateways\"";
 
 /// A failure of a command: one line with its code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -384,6 +418,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Fai
         Command::Key(c) => w(key(store.as_ref(), c, &actor, out)?),
         Command::Rule(c) => w(rule(store.as_ref(), c, &actor, out)?),
         Command::Audit(a) => w(audit(store.as_ref(), a, out)?),
+        Command::Session(c) => w(session(store.as_ref(), c, &actor, out)?),
         Command::Hostkey(args) => hostkey_command(&cli.data, &args, out),
         Command::Token(TokenCommand::Create { name }) => {
             validate::token_name(&name)?;
@@ -452,7 +487,10 @@ fn serve_command(
     let opts = ServeOptions {
         ssh: args.ssh,
         api: args.api,
-        gateway: Some(crate::gateway::GatewayConfig::new(host_key)),
+        gateway: Some(crate::gateway::GatewayConfig {
+            gateway_id: args.gateway_id.filter(|id| !id.trim().is_empty()),
+            ..crate::gateway::GatewayConfig::new(host_key)
+        }),
         ..ServeOptions::default()
     };
     runtime.block_on(async move {
@@ -886,6 +924,73 @@ fn rule(
     }
 }
 
+fn session(
+    store: &dyn Store,
+    c: SessionCommand,
+    actor: &Actor,
+    out: Out<'_>,
+) -> Result<std::io::Result<()>, Failure> {
+    match c {
+        SessionCommand::List { json: as_json } => {
+            let sessions = store.list_live_sessions()?;
+            if as_json {
+                return json(out, &SessionList { sessions });
+            }
+            if sessions.is_empty() {
+                return Ok(writeln!(out, "no live sessions"));
+            }
+            let rows = sessions
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.id.to_string(),
+                        s.gateway.clone(),
+                        s.user.clone(),
+                        s.fingerprint.clone(),
+                        s.source.clone(),
+                        time_seconds(s.started_at),
+                        s.bytes_up.to_string(),
+                        s.bytes_down.to_string(),
+                        if s.disconnect_requested_at.is_some() {
+                            "disconnecting".into()
+                        } else {
+                            "live".into()
+                        },
+                    ]
+                })
+                .collect();
+            Ok(out.write_all(
+                table(
+                    &[
+                        "ID",
+                        "GATEWAY",
+                        "USER",
+                        "KEY",
+                        "SOURCE",
+                        "SINCE (UTC)",
+                        "BYTES UP",
+                        "BYTES DOWN",
+                        "STATE",
+                    ],
+                    rows,
+                )
+                .as_bytes(),
+            ))
+        }
+        SessionCommand::Disconnect { id } => {
+            let id: i64 = id.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                RegistryError::invalid("session id", "give the number `session list` shows")
+            })?;
+            let s = store.request_disconnect(id, actor)?;
+            Ok(writeln!(
+                out,
+                "asked gateway {} to disconnect session {} of {} (from {}); it ends within seconds",
+                s.gateway, s.id, s.user, s.source
+            ))
+        }
+    }
+}
+
 fn audit(store: &dyn Store, a: AuditArgs, out: Out<'_>) -> Result<std::io::Result<()>, Failure> {
     if !(1..=1000).contains(&a.limit) {
         return Err(RegistryError::invalid("limit", "give a number from 1 to 1000").into());
@@ -1051,19 +1156,21 @@ mod tests {
     }
 
     #[test]
-    fn database_url_is_masked_and_postgres_is_refused_honestly() {
+    fn database_url_is_masked_and_tls_is_refused_honestly() {
         let cli = Cli::parse_from([
             "pra-registry",
             "--database",
-            "postgres://admin:hunter2@db/pra",
+            "postgres://admin:hunter2@db/pra?sslmode=require",
             "user",
             "list",
         ]);
         let config = Config::from_cli(&cli).unwrap();
         assert!(!format!("{config:?}").contains("hunter2"));
+        // Refused before any connection is tried: this build has no TLS.
         let line = config.open_store().err().unwrap().line();
-        assert!(line.starts_with("ERR(10304) "), "{line}");
-        assert!(line.contains("does not support PostgreSQL yet"));
+        assert!(line.starts_with("ERR(10300) "), "{line}");
+        assert!(line.contains("no TLS"), "{line}");
+        assert!(line.contains("PRA_DATABASE_URL"), "{line}");
         assert!(!line.contains("hunter2"));
         let cli = Cli::parse_from(["pra-registry", "--database", "mysql://x", "user", "list"]);
         assert_eq!(

@@ -1,5 +1,6 @@
 //! The database at start: unusable files are refused with one line and
-//! left untouched; PostgreSQL URLs are refused honestly.
+//! left untouched; a PostgreSQL registry that cannot be reached (or a URL that
+//! asks for TLS, which this build lacks) fails in one line without the password.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -53,39 +54,46 @@ fn unusable_database_files_are_refused_and_left_untouched() {
 }
 
 #[test]
-fn postgres_is_refused_in_one_honest_line_without_the_password() {
+fn postgres_failures_are_one_honest_line_without_the_password() {
     let env = TestEnv::new();
+    // A "server" on loopback that accepts TCP but never speaks.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let url = format!("postgres://admin:s3cret@127.0.0.1:{port}/pra?connect_timeout=1");
     for args in [
-        vec![
-            "--database",
-            "postgres://admin:s3cret@db.corp/pra",
-            "user",
-            "list",
-        ],
-        vec![
-            "--database",
-            "postgresql://admin:s3cret@db.corp/pra",
-            "serve",
-            "--api",
-            "127.0.0.1:0",
-        ],
+        vec!["--database", url.as_str(), "user", "list"],
+        vec!["--database", url.as_str(), "serve", "--api", "127.0.0.1:0"],
     ] {
         let r = env.run(&args);
+        assert!(!r.success());
         let line = r.error_line();
-        assert_eq!(
-            line,
-            "ERR(10304) this build of pra-registry does not support PostgreSQL yet (--database / PRA_DATABASE_URL is set): unset --database / PRA_DATABASE_URL to use the embedded SQLite database in --data"
+        assert!(
+            line.starts_with(&format!(
+                "ERR(10300) database error: cannot reach PostgreSQL at admin@127.0.0.1:{port}/pra: "
+            )),
+            "{line}"
         );
-        assert!(!r.stdout().contains("s3cret"));
+        assert!(
+            line.contains("check --database / PRA_DATABASE_URL"),
+            "{line}"
+        );
+        assert!(!r.stdout().contains("s3cret") && !r.stderr().contains("s3cret"));
     }
+    // TLS is asked for: refused before connecting, never downgraded.
     let r = env
         .command()
-        .env("PRA_DATABASE_URL", "postgres://admin:s3cret@db.corp/pra")
+        .env(
+            "PRA_DATABASE_URL",
+            "postgres://admin:s3cret@127.0.0.1:1/pra?sslmode=require",
+        )
         .args(["user", "list"])
         .output()
         .unwrap();
     assert!(!r.status.success());
-    assert!(String::from_utf8_lossy(&r.stderr).starts_with("ERR(10304) "));
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(stderr.starts_with("ERR(10300) "), "{stderr}");
+    assert!(stderr.contains("no TLS"), "{stderr}");
+    assert!(!stderr.contains("s3cret"));
     // --help does not show the env value either
     let help = env
         .command()
@@ -97,6 +105,7 @@ fn postgres_is_refused_in_one_honest_line_without_the_password() {
     assert!(!String::from_utf8_lossy(&help.stdout).contains("s3cret"));
     // nothing was created in --data
     assert!(!env.data().join("registry.db").exists());
+    drop(silent);
 }
 
 #[test]

@@ -13,11 +13,15 @@
 //! | POST | `/rules` | `{"user","name","local_port","target_host","target_port"}` | `201 RuleRecord` |
 //! | DELETE | `/rules/{user}/{name}` | | `204` |
 //! | GET | `/audit` | `?user=&kind=&limit=&before=` | `{"events": [AuditEntry]}` |
+//! | GET | `/sessions` | | `{"sessions": [SessionRecord]}` (live, every gateway) |
+//! | POST | `/sessions/disconnect` | `{"id": 42}` | `SessionRecord` (its gateway ends it within seconds) |
 
 use super::error::ApiFailure;
 use super::extract::{Admin, ApiPath, ApiQuery, JsonBody};
 use super::{AppState, blocking};
-use crate::model::{Actor, AuditEntry, AuditQuery, KeyRecord, RuleRecord, TokenRecord, User};
+use crate::model::{
+    Actor, AuditEntry, AuditQuery, KeyRecord, RuleRecord, SessionRecord, TokenRecord, User,
+};
 use crate::validate;
 use axum::Json;
 use axum::Router;
@@ -39,6 +43,8 @@ pub fn routes() -> Router<AppState> {
         .route("/rules", get(list_rules).post(add_rule))
         .route("/rules/{user}/{name}", delete(remove_rule))
         .route("/audit", get(audit))
+        .route("/sessions", get(list_sessions))
+        .route("/sessions/disconnect", post(disconnect_session))
 }
 
 fn actor(token: &TokenRecord) -> Actor {
@@ -71,6 +77,13 @@ pub struct RuleList {
 pub struct AuditList {
     /// The events, newest first.
     pub events: Vec<AuditEntry>,
+}
+
+/// `{"sessions": [...]}`: also what `pra-registry session list --json` prints.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SessionList {
+    /// Live sessions of every gateway, oldest first.
+    pub sessions: Vec<SessionRecord>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -259,4 +272,30 @@ async fn audit(
     };
     let events = blocking(&app, move |s| s.audit(&query)).await?;
     Ok(Json(AuditList { events }))
+}
+
+async fn list_sessions(
+    State(app): State<AppState>,
+    _admin: Admin,
+) -> Result<Json<SessionList>, ApiFailure> {
+    let sessions = blocking(&app, |s| s.list_live_sessions()).await?;
+    Ok(Json(SessionList { sessions }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionIdBody {
+    id: i64,
+}
+
+async fn disconnect_session(
+    State(app): State<AppState>,
+    Admin(token): Admin,
+    JsonBody(body): JsonBody<SessionIdBody>,
+) -> Result<Json<SessionRecord>, ApiFailure> {
+    let actor = actor(&token);
+    let id = body.id;
+    let session = blocking(&app, move |s| s.request_disconnect(id, &actor)).await?;
+    tracing::info!(session = id, user = %session.user, gateway = %session.gateway, token = %token.name, "session disconnect requested");
+    Ok(Json(session))
 }

@@ -155,7 +155,18 @@ impl russh::server::Handler for GatewayHandler {
         let (revision, facts) = match looked_up {
             Ok(x) => x,
             Err(e) => {
-                tracing::error!(%e, source = %self.peer, "cannot read the registry; login refused");
+                // Fail closed. The audit event is attempted, but the
+                // registry is what cannot be reached: the log line is the
+                // record that counts.
+                self.login.refused();
+                tracing::error!(user = %pra_proto::sanitize::sanitize(user, 64), %fingerprint, source = %self.peer, reason = "registry_unreachable", error = %e, "login refused: the registry database cannot be read");
+                self.shared.audit.record(
+                    "login.refused",
+                    Some(user),
+                    Some(&fingerprint),
+                    Some(self.peer),
+                    serde_json::json!({ "reason": "registry_unreachable", "algorithm": algorithm }),
+                );
                 return Ok(Auth::reject());
             }
         };

@@ -10,11 +10,17 @@
 //! - [`handler`]: the russh handler (authentication, channels, requests).
 //! - [`forward`]: `direct-tcpip` channels with per-channel flow control.
 //! - [`session`]: a logged-in session's state and byte counts.
-//! - [`watch`]: live revocation.
+//! - [`watch`]: live revocation, disconnect requests, the registry outage
+//!   policy, and the live-sessions rows (heartbeats) in the store.
 //! - [`audit`]: gateway audit events.
 //!
 //! [`run`] takes a bound listener, the store, a [`GatewayConfig`] and a
 //! shutdown future.
+//!
+//! Several gateways may share one registry (PostgreSQL): each one follows
+//! the store's change feed ([`crate::store::Store::subscribe`]), records its
+//! sessions under its [`GatewayConfig::gateway_id`], and ends the sessions
+//! an admin asks to disconnect, whichever gateway the admin used.
 
 pub mod audit;
 pub mod forward;
@@ -28,8 +34,8 @@ pub mod transport;
 pub mod watch;
 
 use crate::error::RegistryError;
-use crate::model::Actor;
-use crate::store::{Store, StoreResult};
+use crate::model::{Actor, NewSession, SessionProgress, now};
+use crate::store::{Change, Store, StoreResult};
 use audit::Audit;
 use hostkey::HostKey;
 use killable::{KillSwitch, Killable};
@@ -49,8 +55,9 @@ use tokio::time::Instant;
 pub struct GatewayConfig {
     /// Host key (see [`hostkey::load_or_create`]).
     pub host_key: HostKey,
-    /// Name in the audit log's actor (`gateway:NAME`); default: the
-    /// listening address.
+    /// This gateway's name in the audit log (`gateway:NAME`) and the
+    /// live-sessions list; unique per gateway sharing a registry. Default:
+    /// `HOSTNAME:PORT` (see [`default_gateway_id`]).
     pub gateway_id: Option<String>,
     /// A connection must log in within this time after its banner.
     pub login_deadline: Duration,
@@ -66,8 +73,15 @@ pub struct GatewayConfig {
     pub keepalive_interval: Duration,
     /// Unanswered keepalives before the client counts as gone.
     pub keepalive_max: usize,
-    /// How often the store's revision is polled for revocations.
+    /// The revocation watcher also wakes this often without a change (the
+    /// store's change feed wakes it at once when the revision moves).
     pub revocation_poll: Duration,
+    /// Registry outage policy: live sessions are kept while the registry
+    /// cannot be read, but when the gateway could not confirm them for this
+    /// long (so it could not have applied a revocation), it ends them.
+    pub recheck_window: Duration,
+    /// Live sessions' byte counts and heartbeats are written this often.
+    pub progress_interval: Duration,
     /// Resolving and connecting to a forward's target.
     pub connect_timeout: Duration,
     /// Per-channel receive window (bytes the client may have in flight on
@@ -95,7 +109,9 @@ impl GatewayConfig {
             penalty: PenaltyPolicy::default(),
             keepalive_interval: Duration::from_secs(15),
             keepalive_max: 3,
-            revocation_poll: Duration::from_millis(500),
+            revocation_poll: Duration::from_secs(1),
+            recheck_window: Duration::from_secs(60),
+            progress_interval: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             window_size: 2 * 1024 * 1024,
             max_packet_size: 32 * 1024,
@@ -109,10 +125,33 @@ pub fn listening_line(addr: SocketAddr, fingerprint: &str) -> String {
     format!("ssh listening on {addr} host key {fingerprint}")
 }
 
+/// `HOSTNAME:PORT` of a gateway listening on `local` (the listening address
+/// when the host name is unknown).
+pub fn default_gateway_id(local: SocketAddr) -> String {
+    match whoami::fallible::hostname() {
+        Ok(host) if !host.is_empty() => {
+            let host: String = host
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+                .take(200)
+                .collect();
+            format!("{host}:{}", local.port())
+        }
+        _ => local.to_string(),
+    }
+}
+
 /// What every connection of one gateway shares.
 pub struct Shared {
     /// The registry.
     pub store: Arc<dyn Store>,
+    /// This gateway's id (see [`GatewayConfig::gateway_id`]).
+    pub gateway_id: String,
+    /// The store's change feed (latest revision, database health).
+    pub feed: watch_chan::Receiver<Change>,
+    /// Ended sessions whose end could not be written to the registry yet
+    /// (it was unreachable); [`watch::heartbeat`] retries them.
+    pub pending_ends: std::sync::Mutex<Vec<watch::PendingEnd>>,
     /// Settings.
     pub cfg: GatewayConfig,
     /// Logged-in sessions.
@@ -149,11 +188,33 @@ pub async fn run(
     let id = config
         .gateway_id
         .clone()
-        .unwrap_or_else(|| local.to_string());
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| default_gateway_id(local));
     let ssh = Arc::new(transport::server_config(&config));
-    let (audit, audit_writer) = Audit::start(Arc::clone(&store), Actor::Gateway(id).to_string());
+    let (audit, audit_writer) =
+        Audit::start(Arc::clone(&store), Actor::Gateway(id.clone()).to_string());
+    // Sessions an earlier run of this gateway left open (it crashed or lost
+    // the database) are over.
+    let gid = id.clone();
+    match blocking(&store, move |s| {
+        s.end_gateway_sessions(&gid, now(), "gateway_restart")
+    })
+    .await
+    {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::info!(gateway = %id, sessions = n, "sessions left open by an earlier run marked ended")
+        }
+        Err(e) => {
+            tracing::warn!(%e, gateway = %id, "cannot mark the sessions of an earlier run ended")
+        }
+    }
+    let feed = store.subscribe();
     let shared = Arc::new(Shared {
         store,
+        gateway_id: id,
+        feed,
+        pending_ends: std::sync::Mutex::new(Vec::new()),
         limits: Limits::new(config.admission, config.penalty),
         cfg: config,
         sessions: Sessions::default(),
@@ -161,7 +222,8 @@ pub async fn run(
     });
     let (stop_tx, stop_rx) = watch_chan::channel(false);
     let watcher = tokio::spawn(watch::run(Arc::clone(&shared), stop_rx.clone()));
-    tracing::info!(addr = %local, host_key = %shared.cfg.host_key.fingerprint(), "ssh gateway listening");
+    let heartbeat = tokio::spawn(watch::heartbeat(Arc::clone(&shared), stop_rx.clone()));
+    tracing::info!(addr = %local, gateway = %shared.gateway_id, host_key = %shared.cfg.host_key.fingerprint(), "ssh gateway listening");
 
     let mut conns = JoinSet::new();
     tokio::pin!(shutdown);
@@ -212,6 +274,7 @@ pub async fn run(
         conns.shutdown().await;
     }
     let _ = watcher.await;
+    let _ = heartbeat.await;
     shared.audit.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), audit_writer).await;
     Ok(())
@@ -301,6 +364,7 @@ async fn connection(
         }
     };
     ticket.authenticated();
+    let registered = tokio::spawn(register(Arc::clone(&shared), Arc::clone(&state)));
 
     let result = tokio::select! {
         result = &mut running => result,
@@ -334,6 +398,31 @@ async fn connection(
         .collect();
     let duration = state.started.elapsed().as_secs_f64();
     tracing::info!(user = %state.user, source = %peer, %reason, duration_secs = duration, bytes_up = up, bytes_down = down, "session end");
+    if let Ok(Some(id)) = registered.await {
+        let progress = SessionProgress {
+            id,
+            bytes_up: up,
+            bytes_down: down,
+        };
+        let end = watch::PendingEnd {
+            progress,
+            at: now(),
+            reason: reason.clone(),
+        };
+        let retry = end.clone();
+        if let Err(e) = blocking(&shared.store, move |s| {
+            s.session_close(end.progress, end.at, &end.reason)
+        })
+        .await
+        {
+            tracing::warn!(%e, session = id, "cannot mark the session ended in the registry yet; will retry");
+            shared
+                .pending_ends
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(retry);
+        }
+    }
     shared.audit.record(
         "session.end",
         Some(&state.user),
@@ -349,4 +438,27 @@ async fn connection(
             "failed_forwards": state.failed.load(std::sync::atomic::Ordering::Relaxed),
         }),
     );
+}
+
+/// Add a session that just logged in to the registry's live-sessions list;
+/// its id, or `None` when the registry cannot be written (the session goes
+/// on, unlisted).
+async fn register(shared: Arc<Shared>, state: Arc<SessionState>) -> Option<i64> {
+    let new = NewSession {
+        gateway: shared.gateway_id.clone(),
+        user: state.user.clone(),
+        fingerprint: state.fingerprint.clone(),
+        source: state.source.to_string(),
+        started_at: now(),
+    };
+    match blocking(&shared.store, move |s| s.session_open(&new)).await {
+        Ok(id) => {
+            state.set_registry_id(id);
+            Some(id)
+        }
+        Err(e) => {
+            tracing::warn!(%e, user = %state.user, "cannot list the session in the registry");
+            None
+        }
+    }
 }

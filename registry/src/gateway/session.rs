@@ -7,7 +7,7 @@ use crate::error::RegistryError;
 use crate::model::RuleRecord;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::task::AbortHandle;
@@ -83,6 +83,8 @@ pub struct SessionState {
     pub refused: AtomicU32,
     /// Forwards whose target could not be reached.
     pub failed: AtomicU32,
+    /// Id in the registry's live-sessions list (0: not listed yet).
+    registry_id: AtomicI64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -113,14 +115,26 @@ impl SessionState {
             rules: tokio::sync::Mutex::new(None),
             refused: AtomicU32::new(0),
             failed: AtomicU32::new(0),
+            registry_id: AtomicI64::new(0),
         })
     }
 
-    /// The user's rules, re-read from the store whenever its revision moved
-    /// since they were cached (so a changed rule applies to the next channel).
+    /// The user's rules, cached per session and re-read from the store only
+    /// when the store's change feed shows a new revision (so a changed rule
+    /// applies to the next channel, and opening a channel costs no query).
+    /// While the feed cannot confirm the revision, the store is asked.
     pub async fn rules(&self, shared: &Shared) -> Result<Arc<Vec<RuleRecord>>, RegistryError> {
         let mut cache = self.rules.lock().await;
-        let rev = blocking(&shared.store, |s| s.revision()).await?;
+        let fresh = {
+            let feed = shared.feed.borrow();
+            feed.confirmed
+                .filter(|t| feed.error.is_none() && t.elapsed() < Duration::from_secs(5))
+                .map(|_| feed.revision)
+        };
+        let rev = match fresh {
+            Some(rev) => rev,
+            None => blocking(&shared.store, |s| s.revision()).await?,
+        };
         if let Some((cached, rules)) = cache.as_ref()
             && *cached == rev
         {
@@ -186,6 +200,23 @@ impl SessionState {
             fold(&mut all, stats);
         }
         all
+    }
+
+    /// Client → targets and targets → client bytes so far, all forwards.
+    pub fn bytes(&self) -> (u64, u64) {
+        self.tallies()
+            .values()
+            .fold((0, 0), |(u, d), t| (u + t.up, d + t.down))
+    }
+
+    /// Its id in the registry's live-sessions list, once listed.
+    pub fn registry_id(&self) -> Option<i64> {
+        Some(self.registry_id.load(Ordering::Relaxed)).filter(|id| *id != 0)
+    }
+
+    /// Listed in the registry under `id`.
+    pub fn set_registry_id(&self, id: i64) {
+        self.registry_id.store(id, Ordering::Relaxed);
     }
 
     /// Forwards running now.

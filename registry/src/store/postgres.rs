@@ -281,8 +281,13 @@ impl PostgresStore {
     /// Connect to `url` with `opts` and bring the schema up to date.
     pub fn open_with(url: &str, opts: PostgresOptions) -> StoreResult<PostgresStore> {
         let mut config = parse_url(url)?;
+        // The URL's connect_timeout (seconds), when given, wins.
+        let connect_timeout = config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(opts.connect_timeout);
         config
-            .connect_timeout(opts.connect_timeout)
+            .connect_timeout(connect_timeout)
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(10))
             .keepalives_interval(Duration::from_secs(5))
@@ -310,8 +315,8 @@ impl PostgresStore {
             .max_size(opts.max_connections.max(1))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .wait_timeout(Some(opts.wait_timeout))
-            .create_timeout(Some(opts.connect_timeout))
-            .recycle_timeout(Some(opts.connect_timeout))
+            .create_timeout(Some(connect_timeout))
+            .recycle_timeout(Some(connect_timeout))
             .build()
             .map_err(|e| RegistryError::Database(format!("cannot set up the pool: {e}")))?;
         let store = PostgresStore {

@@ -262,7 +262,7 @@ rm -rf "$DIR"
             stdout,
         };
         keeper.expect("started")?;
-        match wait_ready(&log, port) {
+        match wait_ready(&log, port, 0) {
             Ok(()) => Ok(keeper),
             Err(e) => {
                 // Stop this attempt's server (if any); keep the folder.
@@ -321,10 +321,11 @@ rm -rf "$DIR"
     /// Start it again on the same port and folder.
     pub fn restart(&self) {
         let log = self.dir.join("server.log");
+        let from = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
         let mut k = self.keeper.lock().unwrap();
         k.send("start");
         k.expect("started").unwrap();
-        wait_ready(&log, self.port).unwrap();
+        wait_ready(&log, self.port, from as usize).unwrap();
     }
 
     /// The server's log so far.
@@ -360,17 +361,15 @@ impl Keeper {
     }
 }
 
-/// Until the log says it accepts connections and the port answers (30 s).
-fn wait_ready(log: &Path, port: u16) -> Result<(), String> {
+/// Until the log (from byte `from` on: this start's lines) says it accepts
+/// connections and the port answers (30 s).
+fn wait_ready(log: &Path, port: u16, from: usize) -> Result<(), String> {
     let started = Instant::now();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        // The last start's lines only.
-        let tail = text
-            .rsplit_once("starting PostgreSQL")
-            .map(|(_, t)| t)
-            .unwrap_or(&text);
+        let bytes = std::fs::read(log).unwrap_or_default();
+        let text = String::from_utf8_lossy(bytes.get(from..).unwrap_or_default()).into_owned();
+        let tail = text.as_str();
         if tail.contains("ready to accept connections")
             && TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
         {
