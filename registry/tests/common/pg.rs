@@ -169,7 +169,10 @@ impl Postgres {
             }
         }
         let data = dir.join("data");
+        // The server user may not be allowed into the test's folder: work in
+        // the temp folder.
         let out = as_server_user(&user, &bin.join("initdb"))
+            .current_dir(&dir)
             .arg("-D")
             .arg(&data)
             .args(["-U", USER, "-E", "UTF8", "--locale=C", "--no-sync"])
@@ -247,6 +250,7 @@ rm -rf "$DIR"
             postgres = shell_quote(&bin.join("postgres")),
         );
         let mut child = as_server_user(user, Path::new("/bin/sh"))
+            .current_dir(dir)
             .arg("-c")
             .arg(script)
             .stdin(Stdio::piped())
