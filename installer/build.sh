@@ -239,8 +239,16 @@ if [ "$with_msi" = 1 ]; then
   msi="$out/pra-${version}-x64.msi"
   rm -f "$msi"
   (cd "$m" && wixl -a x64 -D Version="$msi_version" -D BinDir=. -D IconFile=pra.ico -o "$msi" pra.wxs)
+  # What wixl cannot say, set with SQL on the database:
   # %ProgramData%\Pra and its log folder: Permanent (0x10) + 64-bit (0x100).
   msibuild "$msi" -q "UPDATE \`Component\` SET \`Attributes\` = 272 WHERE \`Component\` = 'DataDir' OR \`Component\` = 'LogDir'"
+  # INSTALLDIR appended to the system PATH with pra.exe's component
+  # ("=-*": set on install, remove on uninstall, system variable; "[~];"
+  # appends), as WiX's <Environment Part="last" System="yes"/> does.
+  msibuild "$msi" -q "CREATE TABLE \`Environment\` (\`Environment\` CHAR(72) NOT NULL, \`Name\` CHAR(255) NOT NULL LOCALIZABLE, \`Value\` CHAR(255) LOCALIZABLE, \`Component_\` CHAR(72) NOT NULL PRIMARY KEY \`Environment\`)"
+  msibuild "$msi" -q "INSERT INTO \`Environment\` (\`Environment\`, \`Name\`, \`Value\`, \`Component_\`) VALUES ('PathPra', '=-*PATH', '[~];[INSTALLDIR]', 'PraCli')"
+  msibuild "$msi" -q "INSERT INTO \`InstallExecuteSequence\` (\`Action\`, \`Sequence\`) VALUES ('RemoveEnvironmentStrings', 3300)"
+  msibuild "$msi" -q "INSERT INTO \`InstallExecuteSequence\` (\`Action\`, \`Sequence\`) VALUES ('WriteEnvironmentStrings', 5200)"
   echo "built $msi"
 fi
 echo "build.sh: done in $SECONDS s (cargo $cargo_secs s, packaging $((SECONDS - cargo_secs)) s)"

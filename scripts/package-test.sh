@@ -291,6 +291,10 @@ pc2="$(grep -P '^ProductCode\t' <<<"$props2" | cut -f2 | tr -d '\r')"
 check "msi $V2: same UpgradeCode $code1, new ProductCode, version ${V2}" bash -c '
   [ -n "$1" ] && [ "$1" = "$2" ] && [ -n "$3" ] && [ "$3" != "$4" ] &&
   grep -qP "^ProductVersion\t$5\r?$" <<<"$6"' _ "$code1" "$code2" "$pc1" "$pc2" "$V2" "$props2"
+check "msi: INSTALLDIR appended to the system PATH (set on install, removed on uninstall)" bash -c '
+  grep -qP "^PathPra\t=-\*PATH\t\[~\];\[INSTALLDIR\]\tPraCli\r?$" <<<"$1" &&
+  grep -qP "^WriteEnvironmentStrings\t\t5200\r?$" <<<"$2" && grep -qP "^RemoveEnvironmentStrings\t\t3300\r?$" <<<"$2"' _ \
+  "$(msiinfo export "$msi" Environment)" "$(msiinfo export "$msi" InstallExecuteSequence)"
 check "msi: package summary says x64" bash -c 'msiinfo suminfo "$1" | grep -q "^Template: x64;"' _ "$msi"
 mkdir -p "$T/msix"
 (cd "$T/msix" && msiextract "$msi" >/dev/null 2>&1)
