@@ -747,3 +747,108 @@ fn subscribers_hear_changes_from_another_handle(db: &Db) {
     assert_eq!(gateway.revision().unwrap(), 6);
     assert_eq!(rx.borrow().revision, 6);
 }
+
+// --- PostgreSQL only ------------------------------------------------------------
+
+/// Gateways starting together on a fresh database: one migrates, all work.
+#[test]
+fn postgres_concurrent_first_opens_migrate_once() {
+    if pg::skipped() {
+        return;
+    }
+    let pg = pg::Postgres::shared();
+    let url = pg.fresh_db();
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || PostgresStore::open(&url).map(|_| ()))
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap().unwrap();
+    }
+    let db = url.rsplit_once('/').unwrap().1.split('?').next().unwrap();
+    assert_eq!(
+        pg.psql(db, "SELECT value FROM meta WHERE key = 'schema_version'"),
+        pra_registry::store::postgres::SCHEMA_VERSION.to_string()
+    );
+    assert_eq!(
+        pg.psql(db, "SELECT value FROM meta WHERE key = 'revision'"),
+        "0"
+    );
+}
+
+/// Another program's database, or a newer schema: refused, left untouched.
+#[test]
+fn postgres_refuses_foreign_and_newer_databases_and_leaves_them_alone() {
+    if pg::skipped() {
+        return;
+    }
+    let pg = pg::Postgres::shared();
+    let db_of = |url: &str| {
+        url.rsplit_once('/')
+            .unwrap()
+            .1
+            .split('?')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let foreign = pg.fresh_db();
+    pg.psql(
+        &db_of(&foreign),
+        "CREATE TABLE photos (id int); INSERT INTO photos VALUES (1)",
+    );
+    let e = PostgresStore::open(&foreign).unwrap_err().to_string();
+    assert!(e.contains("holds 1 table(s) but no PRA registry"), "{e}");
+    assert!(e.contains("left untouched"), "{e}");
+    assert!(!e.contains(pg::PASSWORD), "{e}");
+    assert_eq!(
+        pg.psql(
+            &db_of(&foreign),
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ),
+        "1"
+    );
+
+    let other = pg.fresh_db();
+    pg.psql(&db_of(&other), "CREATE TABLE meta (key text primary key, value bigint); INSERT INTO meta VALUES ('application_id', 42)");
+    let e = PostgresStore::open(&other).unwrap_err().to_string();
+    assert!(e.contains("another program's database"), "{e}");
+
+    let newer = pg.fresh_db();
+    PostgresStore::open(&newer)
+        .unwrap()
+        .add_user("alice", &cli())
+        .unwrap();
+    pg.psql(
+        &db_of(&newer),
+        "UPDATE meta SET value = 99 WHERE key = 'schema_version'",
+    );
+    let e = PostgresStore::open(&newer).unwrap_err().to_string();
+    assert!(e.contains("newer pra-registry (schema 99"), "{e}");
+    assert_eq!(pg.psql(&db_of(&newer), "SELECT count(*) FROM users"), "1");
+}
+
+/// The feed follows committed changes (the notification carries the
+/// committed revision) and never runs ahead of the database.
+#[test]
+fn postgres_feed_follows_committed_changes() {
+    if pg::skipped() {
+        return;
+    }
+    let pg = pg::Postgres::shared();
+    let url = pg.fresh_db();
+    let s = PostgresStore::open(&url).unwrap();
+    let mut rx = s.subscribe();
+    wait_feed(&mut rx, 0);
+    s.add_user("alice", &cli()).unwrap();
+    wait_feed(&mut rx, 1);
+    assert!(s.add_user("alice", &cli()).is_err());
+    assert!(s.set_user_enabled("nobody", false, &cli()).is_err());
+    assert!(rx.borrow().revision <= s.revision().unwrap());
+    s.add_user("bob", &cli()).unwrap();
+    wait_feed(&mut rx, 2);
+    assert_eq!(rx.borrow().revision, 2);
+    assert_eq!(s.revision().unwrap(), 2);
+}
