@@ -35,7 +35,8 @@ finish() {
 # Every tool is required: a missing one fails the test (deps.sh installs them).
 missing=""
 for t in cargo dpkg dpkg-deb dpkg-query dpkg-shlibdeps wixl msibuild msiinfo msiextract \
-  x86_64-w64-mingw32-gcc x86_64-w64-mingw32-objdump nasm systemd-analyze desktop-file-validate; do
+  x86_64-w64-mingw32-gcc x86_64-w64-mingw32-objdump nasm systemd-analyze desktop-file-validate \
+  perl ssh ssh-keygen timeout; do
   command -v "$t" >/dev/null 2>&1 || missing="$missing $t"
 done
 if [ -n "$missing" ]; then
@@ -254,6 +255,44 @@ check "purge pra (client): the user's key, config and logs stay" bash -c '
   [ -s "$1/home/alice/.local/share/pra/pra_ed25519" ] && [ -s "$1/home/alice/.local/share/pra/config.toml" ] &&
   [ -s "$1/home/alice/.local/share/pra/log/System.log" ]' _ "$R"
 unset PRA_PASSPHRASE
+
+# --- the unit's MemoryDenyWriteExecute=yes: the gateway's crypto needs no W^X --
+# The packaged pra-registry serves a real SSH login and `exec pra-rules` (ML-KEM
+# and curve25519 key exchange, AES-GCM, ed25519, all through aws-lc) with the
+# kernel refusing writable+executable memory to it (prctl PR_SET_MDWE, kept
+# across exec: what systemd applies for MemoryDenyWriteExecute=yes).
+mdwe='syscall(157, 65, 1, 0, 0, 0) == 0 or die "prctl(PR_SET_MDWE): $!\n"; exec @ARGV or die "exec: $!\n"'
+check "W^X refusal (PR_SET_MDWE) is in force after exec" \
+  test "$(perl -e "$mdwe" -- perl -e 'print syscall(157, 66, 0, 0, 0, 0)')" = 1
+W="$T/wx"
+mkdir -p "$W"
+reg="$T/x-reg/usr/bin/pra-registry"
+ssh-keygen -q -t ed25519 -N '' -C package-test -f "$W/id"
+"$reg" --data "$W/data" user add alice >/dev/null
+"$reg" --data "$W/data" key import "$W/id.pub" --user alice --approve >/dev/null
+"$reg" --data "$W/data" rule add --user alice --name web --local 18080 --target 127.0.0.1:9 >/dev/null
+mkfifo "$W/serve.out"
+perl -e "$mdwe" -- "$reg" --data "$W/data" serve --ssh 127.0.0.1:0 --api 127.0.0.1:0 >"$W/serve.out" 2>"$W/serve.err" &
+serve_pid=$!
+exec 9<"$W/serve.out"
+ssh_port=""
+while IFS= read -r -t 30 line <&9; do
+  case "$line" in "ssh listening on 127.0.0.1:"*)
+    ssh_port="${line#ssh listening on 127.0.0.1:}"; ssh_port="${ssh_port%% *}"; break ;;
+  esac
+done
+rules_json=""
+if [ -n "$ssh_port" ]; then
+  rules_json="$(timeout 30 ssh -F none -i "$W/id" -o BatchMode=yes -o IdentitiesOnly=yes \
+    -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
+    -o Ciphers=aes256-gcm@openssh.com -p "$ssh_port" alice@127.0.0.1 pra-rules 2>"$W/ssh.err")"
+fi
+kill "$serve_pid" 2>/dev/null
+wait "$serve_pid" 2>/dev/null
+exec 9<&-
+check "pra-registry serve under W^X refusal: SSH login (AES-GCM) and pra-rules answered" bash -c '
+  grep -q "\"name\":\"web\"" <<<"$1" || { echo "port: ${2:-none}"; cat "$3" "$4"; exit 1; }' _ \
+  "$rules_json" "$ssh_port" "$W/serve.err" "$W/ssh.err"
 
 # --- Windows .msi ----------------------------------------------------------------
 tables="$(msiinfo tables "$msi")"
