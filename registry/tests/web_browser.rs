@@ -11,7 +11,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-use common::BOUND;
 use common::random_ed25519;
 use common::web::{Web, device};
 use pra_proto::api::KeyStatus;
@@ -25,6 +24,9 @@ use std::time::{Duration, Instant};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// How long the browser may take for a page (generous: the machine may be
+/// busy with other tests).
+const PAGE_BOUND: Duration = Duration::from_secs(30);
 /// W3C WebDriver's key of an element reference.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -67,7 +69,7 @@ impl Driver {
                 }
             }
         });
-        let port = match rx.recv_timeout(BOUND) {
+        let port = match rx.recv_timeout(PAGE_BOUND) {
             Ok(p) => p,
             Err(_) => {
                 let _ = child.kill();
@@ -110,6 +112,7 @@ impl Browser {
             "--disable-component-update".into(),
             "--disable-sync".into(),
             "--disable-quic".into(),
+            "--disable-dev-shm-usage".into(),
             "--disable-extensions".into(),
             "--disable-default-apps".into(),
             "--disable-domain-reliability".into(),
@@ -145,7 +148,8 @@ impl Browser {
         b
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    /// One WebDriver command: its `value`, or the error answer.
+    fn try_call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
         let url = format!("{}{path}", self.base);
         let resp = match (method, body) {
             ("GET", _) => self.agent.get(&url).call(),
@@ -161,8 +165,39 @@ impl Browser {
             .limit(64 * 1024 * 1024)
             .read_json()
             .unwrap();
-        assert!(status.is_success(), "{method} {path}: {status} {v}");
-        v["value"].clone()
+        if status.is_success() {
+            Ok(v["value"].clone())
+        } else {
+            Err(format!("{method} {path}: {status} {v}"))
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Wait (within [`PAGE_BOUND`]) until an element matching `css` shows
+    /// `want` (a click's navigation may still be on its way: the old page,
+    /// or elements that went stale with it, are waited out).
+    fn wait_text(&self, css: &str, want: &str) -> String {
+        let start = Instant::now();
+        let mut last = String::new();
+        loop {
+            if let Some(e) = self.find(css) {
+                match self.try_call("GET", &format!("/element/{e}/text"), None) {
+                    Ok(t) if t.as_str() == Some(want) => return e,
+                    Ok(t) => last = t.to_string(),
+                    Err(err) => last = err,
+                }
+            }
+            assert!(
+                start.elapsed() < PAGE_BOUND,
+                "{css} did not show {want:?} (last: {last}) on {}",
+                self.url()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn go(&self, url: &str) {
@@ -190,7 +225,7 @@ impl Browser {
         })
     }
 
-    /// Wait (within [`BOUND`]) for an element to appear.
+    /// Wait (within [`PAGE_BOUND`]) for an element to appear.
     fn wait_for(&self, css: &str) -> String {
         let start = Instant::now();
         loop {
@@ -198,7 +233,7 @@ impl Browser {
                 return e;
             }
             assert!(
-                start.elapsed() < BOUND,
+                start.elapsed() < PAGE_BOUND,
                 "{css} did not appear on {}",
                 self.url()
             );
@@ -302,6 +337,16 @@ async fn admin_approves_a_pending_key_in_a_real_browser() {
         let driver = Driver::start();
         let b = Browser::open(&driver);
 
+        // the browser cannot leave the machine: other addresses go to the
+        // dead proxy on 127.0.0.1:9 (nothing is sent anywhere else)
+        let away = b.try_call(
+            "POST",
+            "/url",
+            Some(json!({ "url": "http://203.0.113.7/" })),
+        );
+        let err = away.expect_err("a non-loopback address must not load");
+        assert!(err.contains("ERR_PROXY_CONNECTION_FAILED"), "{err}");
+
         // not signed in: the page sends us to the sign-in form
         b.go(&format!("{site}/admin"));
         assert_eq!(b.url(), format!("{site}/admin/login"));
@@ -311,8 +356,7 @@ async fn admin_approves_a_pending_key_in_a_real_browser() {
         b.click(&submit);
 
         // the pending page, with the key submitted through the API
-        let h1 = b.wait_for("main h1");
-        assert_eq!(b.text(&h1), "Pending keys");
+        b.wait_text("main h1", "Pending keys");
         assert_eq!(b.url(), format!("{site}/admin"), "no token in any URL");
         let row_css = format!("tr[data-fingerprint=\"{fp}\"]");
         let row = b.wait_for(&row_css);
@@ -348,12 +392,12 @@ async fn admin_approves_a_pending_key_in_a_real_browser() {
             "{row_css} form[action=\"/admin/keys/approve\"] button"
         ));
         b.click(&approve);
-        let flash = b.wait_for("p.flash");
-        assert_eq!(b.text(&flash), format!("Key {fp} of alice approved."));
+        b.wait_text("p.flash", &format!("Key {fp} of alice approved."));
         assert!(b.find(&row_css).is_none(), "no longer pending");
 
         // and see it approved on the key list
         b.go(&format!("{site}/admin/keys?status=approved"));
+        b.wait_text("main h1", "All keys");
         let row = b.wait_for(&row_css);
         let text = b.text(&row);
         assert!(text.contains("approved by web:ops"), "{text:?}");

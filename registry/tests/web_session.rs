@@ -112,3 +112,22 @@ async fn sign_out_ends_the_session_and_needs_the_csrf_token() {
     assert_eq!(logouts, ["web:ops"]);
     web.api.stop().await;
 }
+
+#[tokio::test]
+async fn signing_in_again_replaces_the_browser_s_session() {
+    let web = Web::start().await;
+    let mut b = web.signed_in().await;
+    let first = b.cookies["pra_admin"].clone();
+    let r = b.sign_in(&web.token).await;
+    assert_eq!(r.status, 303);
+    let second = b.cookies["pra_admin"].clone();
+    assert_ne!(first, second, "a new id at every sign-in");
+    assert_eq!(b.get("/admin").await.status, 200);
+    let mut replay = Browser::new(web.addr());
+    replay.cookies.insert("pra_admin".into(), first);
+    assert_eq!(
+        replay.get("/admin").await.header("location"),
+        Some("/admin/login?m=ended")
+    );
+    web.api.stop().await;
+}

@@ -169,7 +169,7 @@ impl IntoResponse for SignInRequired {
 }
 
 impl FromRequestParts<WebState> for Admin {
-    type Rejection = SignInRequired;
+    type Rejection = Response;
 
     async fn from_request_parts(
         parts: &mut Parts,
@@ -180,7 +180,8 @@ impl FromRequestParts<WebState> for Admin {
             return Err(SignInRequired {
                 ended: false,
                 scheme,
-            });
+            }
+            .into_response());
         };
         let id = SessionId::from_cookie(value);
         let ended = SignInRequired {
@@ -190,21 +191,35 @@ impl FromRequestParts<WebState> for Admin {
         let session = match state.sessions.touch(&id, state.now()) {
             // A session signed in over HTTPS is not used over plain HTTP.
             Lookup::Live(s) if s.secure == scheme.secure => s,
-            Lookup::Live(_) | Lookup::Expired | Lookup::Unknown => return Err(ended),
+            Lookup::Live(_) | Lookup::Expired | Lookup::Unknown => {
+                return Err(ended.into_response());
+            }
         };
-        // The token must still be valid (and its use is recorded).
+        // The token must still be valid (and its use is recorded). A store
+        // that does not answer is an error page, not a sign-out.
         let hash = session.token_hash.clone();
         let store = state.store.clone();
-        let valid = tokio::task::spawn_blocking(move || store.use_token(&hash))
+        let found = tokio::task::spawn_blocking(move || store.use_token(&hash))
             .await
-            .ok()
-            .and_then(Result::ok)
-            .flatten()
-            .is_some_and(|t| t.name == session.token_name);
-        if !valid {
-            tracing::warn!(token = %session.token_name, "admin page: session's token is no longer valid; session ended");
-            state.sessions.remove(&id);
-            return Err(ended);
+            .map_err(|e| crate::error::RegistryError::Database(e.to_string()))
+            .and_then(|r| r);
+        match found {
+            Ok(Some(t)) if t.name == session.token_name => {}
+            Ok(_) => {
+                tracing::warn!(token = %session.token_name, "admin page: session's token is no longer valid; session ended");
+                state.sessions.remove(&id);
+                return Err(ended.into_response());
+            }
+            Err(e) => {
+                tracing::error!(err = %e, "admin page: cannot check the session's token");
+                return Err(view::error_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Registry unavailable",
+                    "The registry's database does not answer right now; nothing was changed. \
+                     Try again in a moment.",
+                )
+                .into_response());
+            }
         }
         Ok(Admin {
             id,
@@ -237,9 +252,7 @@ impl FromRequest<WebState> for Act {
 
     async fn from_request(req: Request, state: &WebState) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = req.into_parts();
-        let admin = Admin::from_request_parts(&mut parts, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
+        let admin = Admin::from_request_parts(&mut parts, state).await?;
         let form = FormData::from_request(Request::from_parts(parts, body), state)
             .await
             .map_err(IntoResponse::into_response)?;

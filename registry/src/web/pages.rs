@@ -235,6 +235,12 @@ pub async fn login(
             StatusCode::UNAUTHORIZED,
         );
     };
+    // A new sign-in in this browser replaces its old session.
+    if let Some(old) = guard::cookie(&headers, scheme.session_name()) {
+        state
+            .sessions
+            .remove(&super::session::SessionId::from_cookie(old));
+    }
     let id =
         match state
             .sessions
