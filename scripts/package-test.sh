@@ -24,7 +24,6 @@ check() {
   fi
 }
 has_line() { grep -qxF -- "$2" <<<"$1"; } # TEXT LINE
-has() { grep -qF -- "$2" <<<"$1"; }       # TEXT SUBSTRING
 lacks() { ! grep -qE -- "$2" <<<"$1"; }   # TEXT REGEX
 finish() {
   echo "package-test: $pass passed, $fail failed"
