@@ -126,7 +126,11 @@ async fn sessions_are_listed_counted_and_disconnected_on_request() {
     let live = listed(&gw, 1).await;
     assert_eq!(live[0].user, "bob");
     // "last seen" was written at login
-    assert!(gw.store_key(&fp).last_seen.is_some());
+    let started = Instant::now();
+    while gw.store_key(&fp).last_seen.is_none() {
+        assert!(started.elapsed() < LIMIT, "last seen not written");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     gw.stop().await;
     // A clean stop closes the rest.
     let store = pra_registry::store::sqlite::SqliteStore::open(&data).unwrap();
