@@ -9,6 +9,7 @@ use pra_registry::api::ApiConfig;
 use pra_registry::api::limit::RateLimit;
 use pra_registry::model::{NewSession, SessionProgress};
 use pra_registry::store::Store;
+use pra_registry::store::sqlite::SqliteStore;
 use pra_registry::web::{Clock, WebConfig};
 use ssh_key::PrivateKey;
 use std::collections::BTreeMap;
@@ -45,6 +46,38 @@ impl Web {
             ..ApiConfig::default()
         })
         .await;
+        let token = api.token("ops");
+        Web { api, clock, token }
+    }
+
+    /// The API with the page over an existing store (e.g. a test gateway's).
+    pub async fn over(store: std::sync::Arc<SqliteStore>) -> Web {
+        let clock = Clock::manual();
+        let config = ApiConfig {
+            web: WebConfig {
+                clock: clock.clone(),
+                ..WebConfig::default()
+            },
+            ..ApiConfig::default()
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(pra_registry::api::serve(
+            listener,
+            store.clone(),
+            config,
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        let api = Api {
+            addr,
+            store,
+            stop: Some(tx),
+            task: Some(task),
+            dir: tempfile::tempdir().unwrap(),
+        };
         let token = api.token("ops");
         Web { api, clock, token }
     }
