@@ -344,7 +344,7 @@ impl PraApp {
         }
         self.lang_override = None;
         self.lang = effective_lang(choice, self.os_lang, self.cjk);
-        if let Some(t) = &self.tray {
+        if let Some(t) = &mut self.tray {
             t.set_lang(self.lang);
         }
     }

@@ -80,7 +80,8 @@ pub struct Tray {
     open: MenuItem,
     quit: MenuItem,
     rx: mpsc::Receiver<TrayCommand>,
-    shown: Option<Tone>,
+    /// What the tray shows now (icon tone, tooltip, running).
+    shown: Option<(Tone, String, bool)>,
 }
 
 impl Tray {
@@ -138,7 +139,7 @@ impl Tray {
             open,
             quit,
             rx,
-            shown: Some(Tone::Off),
+            shown: None,
         })
     }
 
@@ -147,9 +148,15 @@ impl Tray {
         self.rx.try_iter().collect()
     }
 
-    /// Show the state: icon colour, tooltip, which of Connect/Disconnect works.
+    /// Show the state: icon colour, tooltip, which of Connect/Disconnect
+    /// works. Only changes reach the tray (on Linux each is a D-Bus round
+    /// trip to the tray's thread, so frames do not repeat them).
     pub fn show(&mut self, tone: Tone, tooltip: &str, running: bool) {
-        if self.shown != Some(tone) {
+        let next = (tone, tooltip.to_string(), running);
+        if self.shown.as_ref() == Some(&next) {
+            return;
+        }
+        if self.shown.as_ref().map(|s| s.0) != Some(tone) {
             match make_icon(tone) {
                 Ok(i) => {
                     if let Err(e) = self.icon.set_icon(Some(i)) {
@@ -158,15 +165,20 @@ impl Tray {
                 }
                 Err(e) => tracing::warn!(%e, "cannot draw the tray icon"),
             }
-            self.shown = Some(tone);
         }
-        let _ = self.icon.set_tooltip(Some(format!("PRA — {tooltip}")));
-        self.connect.set_enabled(!running);
-        self.disconnect.set_enabled(running);
+        if self.shown.as_ref().map(|s| s.1.as_str()) != Some(tooltip) {
+            let _ = self.icon.set_tooltip(Some(format!("PRA — {tooltip}")));
+        }
+        if self.shown.as_ref().map(|s| s.2) != Some(running) {
+            self.connect.set_enabled(!running);
+            self.disconnect.set_enabled(running);
+        }
+        self.shown = Some(next);
     }
 
     /// Change the menu's language.
-    pub fn set_lang(&self, lang: Lang) {
+    pub fn set_lang(&mut self, lang: Lang) {
+        self.shown = None;
         self.connect.set_text(Msg::Connect.text(lang));
         self.disconnect.set_text(Msg::Disconnect.text(lang));
         self.open.set_text(Msg::TrayOpen.text(lang));
