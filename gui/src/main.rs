@@ -1,4 +1,6 @@
 //! `pra-gui`: parse arguments, install logging, open the window.
+// No console window behind the app on Windows (logs go to System.log).
+#![cfg_attr(windows, windows_subsystem = "windows")]
 
 use anyhow::Context as _;
 use clap::Parser;

@@ -19,6 +19,8 @@ fn server_key_export_submit_and_state_from_the_menus() {
 
     // Settings > Server…: a bad address changes nothing, a good one is saved.
     menu(&mut h, "Settings", "Server…");
+    // Settles and checks that every input has an accessible name.
+    h.try_run().unwrap();
     type_into(&mut h, "Gateway address (HOST or HOST:PORT)", "gw:notaport");
     click(&mut h, "Save");
     wait_until(&mut h, "the bad address refused", |h| {
@@ -41,6 +43,7 @@ fn server_key_export_submit_and_state_from_the_menus() {
 
     // Key > Generate…: entries that differ are refused, then the key is made.
     menu(&mut h, "Key", "Generate…");
+    h.try_run().unwrap();
     type_into(&mut h, "Account name (from your administrator)", "frank");
     type_into(&mut h, "Passphrase", PASS);
     type_into(&mut h, "Passphrase again", "something else");
@@ -95,4 +98,10 @@ fn server_key_export_submit_and_state_from_the_menus() {
     wait_until(&mut h, "approved", |h| {
         h.query_by_label("approved").is_some()
     });
+    click(&mut h, "Close");
+
+    // Help > About PRA: the version.
+    menu(&mut h, "Help", "About PRA");
+    let version = format!("Version {}", env!("CARGO_PKG_VERSION"));
+    wait_until(&mut h, "the version", |h| shows(h, &version));
 }
