@@ -5,7 +5,8 @@
 #   pra-<version>-x64.msi             Windows: pra.exe, pra-gui.exe (per machine)
 #
 # Usage: installer/build.sh [--fast] [--out DIR] [--no-msi]
-#   --fast     dev profile instead of release (the packaging test uses it)
+#   --fast     dev profile instead of release, the binaries `cargo test
+#              --workspace` builds (the packaging test uses it)
 #   --out DIR  where the packages go (default: dist/ in the repository)
 #   --no-msi   skip the Windows cross-build and the .msi
 #
@@ -31,7 +32,7 @@ while [ $# -gt 0 ]; do
     --fast) profile=dev ;;
     --out) out="${2:?--out needs a folder}"; shift ;;
     --no-msi) with_msi=0 ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "build.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -69,8 +70,17 @@ if [ "$with_gui" = 1 ]; then
   win_pkgs+=(-p pra-gui)
 fi
 
-echo "== cargo build ($profile, linux)"
-cargo build --locked --manifest-path "$ROOT/Cargo.toml" --profile "$profile" --bins "${linux_pkgs[@]}"
+if [ "$profile" = dev ]; then
+  # The binaries `cargo test --workspace` builds (with the features the
+  # test-only dependencies switch on): right after the tests, as in
+  # scripts/test.sh, this compiles nothing, where a plain `cargo build`
+  # would rebuild part of the GUI stack with other features.
+  echo "== cargo test --no-run (dev, linux)"
+  cargo test --locked --manifest-path "$ROOT/Cargo.toml" --workspace --no-run
+else
+  echo "== cargo build ($profile, linux)"
+  cargo build --locked --manifest-path "$ROOT/Cargo.toml" --profile "$profile" --bins "${linux_pkgs[@]}"
+fi
 if [ "$with_msi" = 1 ]; then
   echo "== cargo build ($profile, $WIN_TARGET)"
   cargo build --locked --manifest-path "$ROOT/Cargo.toml" --profile "$profile" --bins \
