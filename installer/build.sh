@@ -158,7 +158,7 @@ join_deps() { # non-empty arguments joined with ", "
 
 # Build one .deb from a staged tree: control, md5sums, dpkg-deb.
 make_deb() {
-  local name="$1" stage="$2" depends="$3" section="$4" summary="$5" long="$6"
+  local name="$1" stage="$2" depends="$3" section="$4" summary="$5" long="$6" suggests="${7:-}"
   local size
   size="$(du -sk --exclude=DEBIAN "$stage" | cut -f1)"
   mkdir -p "$stage/DEBIAN"
@@ -169,6 +169,7 @@ make_deb() {
     echo "Maintainer: PRA maintainers <pra@example.invalid>"
     echo "Installed-Size: $size"
     [ -z "$depends" ] || echo "Depends: $depends"
+    [ -z "$suggests" ] || echo "Suggests: $suggests"
     echo "Section: $section"
     echo "Priority: optional"
     echo "Homepage: https://example.invalid/pra"
@@ -210,7 +211,11 @@ if [ "$with_gui" = 1 ]; then
   long="$long and the desktop app
 \`pra-gui\` (window, tray icon, one-click Connect)"
 fi
-make_deb pra "$s" "$client_deps" net "remote access through the PRA gateway (client)" "$long."
+# The app remembers the passphrase in the desktop's Secret Service when
+# there is one (else it says WAR(10230) and asks each time).
+client_suggests=""
+[ "$with_gui" = 0 ] || client_suggests="gnome-keyring | keepassxc"
+make_deb pra "$s" "$client_deps" net "remote access through the PRA gateway (client)" "$long." "$client_suggests"
 
 # --- registry .deb ---------------------------------------------------------
 s="$work/pra-registry"
