@@ -35,7 +35,7 @@ finish() {
 missing=""
 for t in cargo dpkg dpkg-deb dpkg-query dpkg-shlibdeps wixl msibuild msiinfo msiextract \
   x86_64-w64-mingw32-gcc x86_64-w64-mingw32-objdump nasm systemd-analyze desktop-file-validate \
-  perl ssh ssh-keygen timeout; do
+  perl ssh ssh-keygen timeout unshare; do
   command -v "$t" >/dev/null 2>&1 || missing="$missing $t"
 done
 if [ -n "$missing" ]; then
@@ -254,6 +254,52 @@ check "purge pra (client): the user's key, config and logs stay" bash -c '
   [ -s "$1/home/alice/.local/share/pra/pra_ed25519" ] && [ -s "$1/home/alice/.local/share/pra/config.toml" ] &&
   [ -s "$1/home/alice/.local/share/pra/log/System.log" ]' _ "$R"
 unset PRA_PASSPHRASE
+
+# --- maintainer scripts on a real system ---------------------------------------
+# The branch dpkg runs on a real machine (no DPKG_ROOT): in a private mount
+# namespace with fresh /var/lib and /run, with adduser, getent, chown,
+# rmdir and the systemd helpers replaced by stubs that log their calls.
+S="$T/stubs"
+mkdir -p "$S"
+for c in adduser chown rmdir deb-systemd-helper deb-systemd-invoke systemctl; do
+  printf '#!/bin/sh\necho "%s $*" >>"$STUB_LOG"\n' "$c" >"$S/$c"
+done
+printf '#!/bin/sh\necho "getent $*" >>"$STUB_LOG"\n[ -n "$USER_EXISTS" ]\n' >"$S/getent"
+chmod 0755 "$S"/*
+maint() { # LOG USER_EXISTS SETUP SCRIPT ARGS...: run a maintainer script "for real", isolated
+  local log="$1" exists="$2" setup="$3"
+  shift 3
+  STUB_LOG="$log" USER_EXISTS="$exists" PATH="$S:$PATH" unshare --mount --propagation private sh -c '
+    mount -t tmpfs none /var/lib && mount -t tmpfs none /run && mkdir -p /run/systemd/system &&
+    eval "$1" && shift && "$@" && { ls -ld /var/lib/pra-registry; ls /var/lib/pra-registry; } 2>/dev/null
+  ' _ "$setup" "$@"
+}
+: >"$T/first.log"
+first="$(maint "$T/first.log" "" : "$T/ctl/postinst" configure)"
+check "postinst, first install: system user, data folder for it, service enabled and started" bash -c '
+  grep -qx "adduser --system --group --quiet --home /var/lib/pra-registry --no-create-home --shell /usr/sbin/nologin --gecos PRA registry and gateway pra-registry" "$1" &&
+  grep -qx "chown pra-registry:pra-registry /var/lib/pra-registry" "$1" &&
+  grep -qx "deb-systemd-helper enable pra-registry.service" "$1" &&
+  grep -qx "systemctl --system daemon-reload" "$1" && grep -qx "deb-systemd-invoke start pra-registry.service" "$1" &&
+  grep -q "^drwxr-x--- " <<<"$2" || { cat "$1"; echo "$2"; exit 1; }' _ "$T/first.log" "$first"
+: >"$T/upgrade.log"
+upgraded="$(maint "$T/upgrade.log" yes 'mkdir -p /var/lib/pra-registry && echo keep >/var/lib/pra-registry/registry.db' \
+  "$T/ctl/postinst" configure 0.0.9)"
+check "postinst, upgrade: no new user, data untouched, running service restarted" bash -c '
+  ! grep -qE "^(adduser|chown)" "$1" && grep -qx "deb-systemd-invoke try-restart pra-registry.service" "$1" &&
+  grep -qx registry.db <<<"$2" || { cat "$1"; echo "$2"; exit 1; }' _ "$T/upgrade.log" "$upgraded"
+: >"$T/prerm.log"
+maint "$T/prerm.log" yes : "$T/ctl/prerm" upgrade 0.1.1 >/dev/null
+maint "$T/prerm.log" yes : "$T/ctl/prerm" remove >/dev/null
+check "prerm: service stopped on remove only" bash -c '
+  [ "$(cat "$1")" = "deb-systemd-invoke stop pra-registry.service" ] || { cat "$1"; exit 1; }' _ "$T/prerm.log"
+: >"$T/purge.log2"
+purged="$(maint "$T/purge.log2" yes 'mkdir -p /var/lib/pra-registry && echo keep >/var/lib/pra-registry/registry.db' \
+  "$T/ctl/postrm" purge 2>&1)"
+check "postrm purge: keeps the data and the user, says how to delete them" bash -c '
+  grep -qx "deb-systemd-helper purge pra-registry.service" "$1" && ! grep -qE "^(deluser|userdel)" "$1" &&
+  grep -qx registry.db <<<"$2" && grep -q "rm -rf /var/lib/pra-registry" <<<"$2" || { cat "$1"; echo "$2"; exit 1; }' \
+  _ "$T/purge.log2" "$purged"
 
 # --- the unit's MemoryDenyWriteExecute=yes: the gateway's crypto needs no W^X --
 # The packaged pra-registry serves a real SSH login and `exec pra-rules` (ML-KEM
