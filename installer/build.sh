@@ -103,8 +103,11 @@ fi
   || die "version '$version' is not X.Y.Z[-pre][+build]"
 # Debian: a SemVer pre-release sorts before the release with '~'.
 deb_version="${version/-/\~}"
-# Windows Installer: numeric major.minor.patch only.
+# Windows Installer: numeric major.minor.patch only, below 256.256.65536.
 msi_version="${version%%[-+]*}"
+IFS=. read -r v_major v_minor v_patch <<<"$msi_version"
+[ "$v_major" -lt 256 ] && [ "$v_minor" -lt 256 ] && [ "$v_patch" -lt 65536 ] \
+  || die "version $msi_version is too large for Windows Installer (max 255.255.65535)"
 
 # The GUI's own icon when it ships one, else installer/icons/.
 icon() { if [ -f "$ROOT/gui/assets/$1" ]; then echo "$ROOT/gui/assets/$1"; else echo "$INST/icons/$1"; fi; }
@@ -113,6 +116,7 @@ icon_svg="$(icon pra.svg)"; icon_png="$(icon pra.png)"; icon_ico="$(icon pra.ico
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$out"
+out="$(cd "$out" && pwd)"
 
 # shlibs Depends of ELF binaries, as dpkg-shlibdeps computes them.
 shlib_depends() {
