@@ -14,6 +14,12 @@
 //!
 //! Listeners stay bound while the tunnel reconnects; a connection accepted
 //! meanwhile waits for the tunnel (up to [`super::Timing::wait_for_tunnel`]).
+//!
+//! Channels are requested in the order the connections were accepted (the
+//! accept loop queues the request before it hands the connection to its
+//! task), so the gateway opens the target connections in that order too:
+//! some programs tell their connections apart by the order they arrive in
+//! (iperf3's data streams, for one).
 
 use super::portowner;
 use super::session::{self, OpenError, SshSession};
@@ -24,10 +30,13 @@ use pra_proto::rules::{Rule, RulesDocument};
 use pra_proto::sanitize::sanitize;
 use russh::ChannelMsg;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll, Waker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
@@ -352,6 +361,7 @@ async fn accept_loop(
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let early = start_open(&shared, &target, peer);
                 tokio::spawn(connection(
                     stream,
                     peer,
@@ -359,6 +369,7 @@ async fn accept_loop(
                     target.clone(),
                     counters.clone(),
                     shared.clone(),
+                    early,
                 ));
             }
             Err(e) => {
@@ -368,6 +379,41 @@ async fn accept_loop(
             }
         }
     }
+}
+
+type OpenFuture =
+    Pin<Box<dyn Future<Output = Result<russh::Channel<russh::client::Msg>, OpenError>> + Send>>;
+
+/// A channel request already queued on the session, in accept order.
+struct EarlyOpen {
+    session: Arc<SshSession>,
+    host: String,
+    port: u16,
+    open: OpenFuture,
+}
+
+/// Queue the channel request for a connection just accepted, when the
+/// tunnel is up: the first poll puts it on the session's queue (in accept
+/// order, also when the queue is full: its waiters are served in order);
+/// the connection's task awaits the answer.
+fn start_open(
+    shared: &Shared,
+    target: &RwLock<(String, u16)>,
+    peer: SocketAddr,
+) -> Option<EarlyOpen> {
+    let session = shared.session.borrow().clone().filter(|s| !s.is_closed())?;
+    let (host, port) = target.read().ok()?.clone();
+    let (s, h) = (session.clone(), host.clone());
+    let mut open: OpenFuture = Box::pin(async move { s.open_direct_tcpip(&h, port, peer).await });
+    if let Poll::Ready(r) = open.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        open = Box::pin(std::future::ready(r));
+    }
+    Some(EarlyOpen {
+        session,
+        host,
+        port,
+        open,
+    })
 }
 
 /// The current session, waiting up to `wait` for one while reconnecting.
@@ -398,19 +444,27 @@ async fn connection(
     target: Arc<RwLock<(String, u16)>>,
     counters: Arc<Counters>,
     mut shared: Shared,
+    early: Option<EarlyOpen>,
 ) {
     let _active = ActiveGuard::new(counters.clone());
     let _ = stream.set_nodelay(true);
     let rule = sanitize(&name, 64);
-    let Some(session) = current_session(&mut shared).await else {
-        info!(%rule, %peer, "no tunnel to the gateway; local connection closed");
-        return;
+    let (session, host, port, opened) = match early {
+        Some(e) => (e.session, e.host, e.port, e.open.await),
+        None => {
+            let Some(session) = current_session(&mut shared).await else {
+                info!(%rule, %peer, "no tunnel to the gateway; local connection closed");
+                return;
+            };
+            let (host, port) = match target.read() {
+                Ok(t) => t.clone(),
+                Err(_) => return,
+            };
+            let opened = session.open_direct_tcpip(&host, port, peer).await;
+            (session, host, port, opened)
+        }
     };
-    let (host, port) = match target.read() {
-        Ok(t) => t.clone(),
-        Err(_) => return,
-    };
-    let channel = match session.open_direct_tcpip(&host, port, peer).await {
+    let channel = match opened {
         Ok(ch) => ch,
         Err(OpenError::Refused(reason)) => {
             warn!(%rule, target = %display_target(&host, port), %reason, "target refused");

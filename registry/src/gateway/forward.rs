@@ -19,19 +19,31 @@
 //! queue never holds more than one window (a peer that overruns its window
 //! gets the channel closed). The other direction writes through russh's
 //! channel writer, which waits for the client's window of this channel only.
+//!
+//! # Order
+//! Channels are opened from separate tasks, yet a session's target
+//! connections leave in the order the client opened the channels (an
+//! [`Order`] hands each request a [`Turn`]): some programs tell their
+//! connections apart by the order they arrive in (iperf3's data streams, for
+//! one), as they would without a tunnel and as OpenSSH keeps it. A request
+//! waits for the previous one to have sent its SYN, at most [`ORDER_WAIT`],
+//! never for its connection to complete.
 
 use super::session::SessionState;
 use super::{Shared, policy};
+use bytes::BytesMut;
 use russh::server::{ChannelOpenHandle, Handle, Msg};
 use russh::{ChannelId, ChannelOpenFailure, ChannelWriteHalf};
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Longest host name (in characters) quoted in an audit event.
 const MAX_HOST_CHARS: usize = 255;
@@ -41,8 +53,56 @@ const AUDITED_PER_SESSION: u32 = 20;
 /// How long the rest of the client's data may take to reach the target
 /// after the client closed the channel.
 const DRAIN_AFTER_CLOSE: Duration = Duration::from_secs(10);
-/// Read buffer for the target → client direction.
+/// Largest read from the target (target → client), when the client's
+/// packets are at least this large.
 const READ_BUF: usize = 64 * 1024;
+/// Smallest read from the target, whatever packet size the client names.
+const MIN_READ: usize = 4 * 1024;
+/// Longest a request waits for the previous one's connect to start (a slow
+/// name lookup there must not hold this one up for long).
+pub const ORDER_WAIT: Duration = Duration::from_millis(100);
+
+/// Hands out [`Turn`]s in the order a session's channels are opened.
+#[derive(Debug, Default)]
+pub struct Order {
+    last: Option<oneshot::Receiver<()>>,
+}
+
+impl Order {
+    /// The turn of the next channel.
+    pub fn next_turn(&mut self) -> Turn {
+        let (tx, rx) = oneshot::channel();
+        Turn {
+            after: self.last.replace(rx),
+            started: Some(tx),
+        }
+    }
+}
+
+/// One request's place in its session's [`Order`].
+#[derive(Debug)]
+pub struct Turn {
+    after: Option<oneshot::Receiver<()>>,
+    started: Option<oneshot::Sender<()>>,
+}
+
+impl Turn {
+    /// Wait until the previous request started its connect (or gave up, or
+    /// [`ORDER_WAIT`] passed).
+    async fn wait(&mut self) {
+        if let Some(prev) = self.after.take() {
+            let _ = tokio::time::timeout(ORDER_WAIT, prev).await;
+        }
+    }
+
+    /// This request's connect has started: the next one may go. (Dropping
+    /// the turn does the same.)
+    fn go(&mut self) {
+        if let Some(tx) = self.started.take() {
+            let _ = tx.send(());
+        }
+    }
+}
 
 /// The handler's end of one forward channel: the queue towards the target.
 pub struct Inbound {
@@ -141,6 +201,8 @@ pub struct Request {
     pub outlet: Outlet,
     /// Session handle (window adjustments).
     pub handle: Handle,
+    /// Its place among the session's channel opens.
+    pub turn: Turn,
 }
 
 /// Decide, connect, answer and pipe one `direct-tcpip` request.
@@ -154,6 +216,7 @@ pub async fn open(shared: Arc<Shared>, req: Request) {
         write,
         outlet,
         handle,
+        mut turn,
     } = req;
     let shown = format!(
         "{}:{port}",
@@ -201,6 +264,7 @@ pub async fn open(shared: Arc<Shared>, req: Request) {
         &rule.target_host,
         rule.target_port,
         shared.cfg.connect_timeout,
+        &mut turn,
     )
     .await
     {
@@ -240,13 +304,24 @@ pub async fn open(shared: Arc<Shared>, req: Request) {
 }
 
 /// Resolve `host` now and connect to the first address that answers, all
-/// within `limit`.
-async fn connect(host: &str, port: u16, limit: Duration) -> io::Result<TcpStream> {
+/// within `limit`; the first attempt starts in `turn`.
+async fn connect(host: &str, port: u16, limit: Duration, turn: &mut Turn) -> io::Result<TcpStream> {
     let attempt = async {
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
         let mut last = io::Error::new(io::ErrorKind::NotFound, "the name has no address");
+        turn.wait().await;
         for addr in addrs {
-            match TcpStream::connect(addr).await {
+            let mut connecting = Box::pin(TcpStream::connect(addr));
+            // The first poll sends the SYN; then the next channel may go.
+            let first = connecting
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()));
+            turn.go();
+            let result = match first {
+                Poll::Ready(r) => r,
+                Poll::Pending => connecting.await,
+            };
+            match result {
                 Ok(s) => return Ok(s),
                 Err(e) => last = e,
             }
@@ -304,18 +379,27 @@ async fn pipe(
         }
     };
 
-    // target → client; waits for the client's window of this channel only
+    // target → client; waits for the client's window of this channel only.
+    // One read is one packet (at most the client's largest), handed to the
+    // session without another copy; the buffer is allocated at the first
+    // read and reused once the session has sent what it held.
     let down = async {
         let mut closed = closed.clone();
-        let mut to_client = write.make_writer();
-        let mut buf = vec![0u8; READ_BUF];
+        let chunk = usize::try_from(write.max_packet_size())
+            .unwrap_or(READ_BUF)
+            .clamp(MIN_READ, READ_BUF);
+        let mut buf = BytesMut::new();
         let copy = async {
             loop {
-                let n = rd.read(&mut buf).await?;
+                buf.reserve(chunk);
+                let n = (&mut rd).take(chunk as u64).read_buf(&mut buf).await?;
                 if n == 0 {
                     break;
                 }
-                to_client.write_all(&buf[..n]).await?;
+                write
+                    .data_bytes(buf.split().freeze())
+                    .await
+                    .map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, e.to_string()))?;
                 stats.down.fetch_add(n as u64, Ordering::Relaxed);
             }
             let _ = write.eof().await;

@@ -45,6 +45,8 @@ pub struct GatewayHandler {
     authed: Option<oneshot::Sender<Arc<SessionState>>>,
     session: Option<Arc<SessionState>>,
     forwards: HashMap<ChannelId, Inbound>,
+    /// Target connections leave in the order of the channel opens.
+    order: forward::Order,
     execs: HashMap<ChannelId, Option<ChannelWriteHalf<Msg>>>,
 }
 
@@ -66,6 +68,7 @@ impl GatewayHandler {
             authed: Some(authed),
             session: None,
             forwards: HashMap::new(),
+            order: forward::Order::default(),
             execs: HashMap::new(),
         }
     }
@@ -453,6 +456,7 @@ impl russh::server::Handler for GatewayHandler {
             write,
             outlet,
             handle: session.handle(),
+            turn: self.order.next_turn(),
         };
         let task = tokio::spawn(forward::open(Arc::clone(&self.shared), req));
         state.forward_task(task.abort_handle());

@@ -202,6 +202,14 @@ impl<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static> ChannelWriteHalf<
         self.id
     }
 
+    /// PRA patch: the largest data packet the peer accepts on this channel
+    /// (from its channel open or confirmation). A writer that hands
+    /// [`ChannelWriteHalf::data_bytes`] chunks of at most this size sends
+    /// one packet per chunk, never a full packet plus a sliver.
+    pub fn max_packet_size(&self) -> u32 {
+        self.max_packet_size
+    }
+
     /// Request a pseudo-terminal with the given characteristics.
     #[allow(clippy::too_many_arguments)] // length checked
     pub async fn request_pty(
@@ -498,6 +506,11 @@ impl<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static> Channel<S> {
 
     pub fn id(&self) -> ChannelId {
         self.write_half.id()
+    }
+
+    /// PRA patch: see [`ChannelWriteHalf::max_packet_size`].
+    pub fn max_packet_size(&self) -> u32 {
+        self.write_half.max_packet_size()
     }
 
     /// Split this [`Channel`] into a [`ChannelReadHalf`] and a [`ChannelWriteHalf`], which can be
