@@ -54,13 +54,19 @@ impl Proc {
         false
     }
 
-    /// SIGTERM, wait up to 5 s, then SIGKILL.
+    /// SIGTERM, wait up to 5 s (300 s under a profiler), then SIGKILL.
     pub fn stop(&mut self) {
         if !self.alive() {
             return;
         }
         terminate(self.child.id());
-        if !self.wait_exit(Duration::from_secs(5)) {
+        // Under a profiler (PRA_BENCH_GATEWAY_WRAP) the exit takes longer.
+        let grace = if std::env::var_os("PRA_BENCH_GATEWAY_WRAP").is_some() {
+            Duration::from_secs(300)
+        } else {
+            Duration::from_secs(5)
+        };
+        if !self.wait_exit(grace) {
             eprintln!("{} did not stop on SIGTERM within 5 s; killed", self.name);
             let _ = self.child.kill();
             let _ = self.child.wait();

@@ -264,7 +264,21 @@ impl PraSide {
     pub fn start_gateway(&mut self) -> Result<()> {
         self.stop_gateway();
         let out = self.dir.join("serve.out");
-        let mut c = Command::new(&self.bins.registry);
+        // For profiling by hand: PRA_BENCH_GATEWAY_WRAP="valgrind --tool=massif"
+        // runs the gateway under that command.
+        let wrap: Vec<String> = std::env::var("PRA_BENCH_GATEWAY_WRAP")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        let mut c = match wrap.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(&self.bins.registry);
+                c
+            }
+            None => Command::new(&self.bins.registry),
+        };
         clean(&mut c)
             .arg("--data")
             .arg(&self.data)
@@ -283,7 +297,7 @@ impl PraSide {
                     .open(self.dir.join("serve.err"))?,
             );
         let mut p = Proc::spawn("pra-registry serve", &mut c)?;
-        let end = Instant::now() + Duration::from_secs(30);
+        let end = Instant::now() + Duration::from_secs(120);
         loop {
             if fs::read_to_string(&out)
                 .unwrap_or_default()
