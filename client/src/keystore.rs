@@ -368,7 +368,7 @@ pub(crate) fn load_with(
         ));
     }
     let secret = derive_openssh_passphrase(pass, &identity::fingerprint(attrs));
-    match file_key.decrypt(secret.as_bytes()) {
+    match crate::unlock::decrypt(&file_key, secret.as_bytes()) {
         Ok(mut key) => {
             if key.public_key().key_data() != info.public.key_data() {
                 return Err(damaged(

@@ -7,6 +7,7 @@
 //! - [`config`]: `config.toml` (gateway address, pinned host key, registry URL).
 //! - [`identity`]: the device identity a key is bound to (pure fingerprint + OS reading).
 //! - [`keystore`]: the hardware-bound encrypted key and its public metadata.
+//! - [`unlock`]: bcrypt-pbkdf on two cores (the key opens in half the time).
 //! - [`passphrase`]: the masked passphrase newtype, from `PRA_PASSPHRASE` or the terminal.
 //! - [`registry_client`]: HTTP client of the registry API (submit, status).
 //! - [`tunnel`]: connect, rules, forwards, reconnect; [`tunnel::TunnelState`] for CLI and GUI.
@@ -26,3 +27,4 @@ pub mod logging;
 pub mod passphrase;
 pub mod registry_client;
 pub mod tunnel;
+pub mod unlock;
