@@ -96,22 +96,27 @@ pub fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// The kernel's TCP tables (IPv4 and IPv6), read once.
+fn tcp_tables() -> String {
+    let mut text = fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    text.push_str(&fs::read_to_string("/proc/net/tcp6").unwrap_or_default());
+    text
+}
+
 /// Is a socket listening on TCP `port` (the kernel's table; nothing is
 /// connected, so servers such as iperf3 see no stray connection)?
 pub fn listening(port: u16) -> bool {
-    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|t| {
-        fs::read_to_string(t).is_ok_and(|text| {
-            !pra_client::tunnel::portowner::listening_inodes(&text, port).is_empty()
-        })
-    })
+    !pra_client::tunnel::portowner::listening_inodes(&tcp_tables(), port).is_empty()
 }
 
 /// Time since `started` until every port in `ports` listens, looking
-/// every millisecond, up to `limit`.
+/// every millisecond (one read of the tables per look, so the watcher
+/// takes little CPU from what it watches), up to `limit`.
 pub fn wait_listening(ports: &[u16], limit: Duration, started: Instant) -> Result<Duration> {
     let mut pending: Vec<u16> = ports.to_vec();
     while started.elapsed() < limit {
-        pending.retain(|p| !listening(*p));
+        let tables = tcp_tables();
+        pending.retain(|p| pra_client::tunnel::portowner::listening_inodes(&tables, *p).is_empty());
         if pending.is_empty() {
             return Ok(started.elapsed());
         }
