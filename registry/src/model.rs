@@ -142,6 +142,18 @@ pub struct AuditEvent {
     pub detail: serde_json::Value,
 }
 
+/// What a gateway writes in the background, grouped: everything that
+/// queued up while the previous group was being written goes into one
+/// transaction (one flush to disk instead of one per event).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BackgroundWrites {
+    /// Audit events, in the order they happened.
+    pub events: Vec<AuditEvent>,
+    /// Keys that logged in, with when ("last seen": never moves backwards;
+    /// a key removed meanwhile is skipped).
+    pub last_seen: Vec<(String, Timestamp)>,
+}
+
 /// A stored audit event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {

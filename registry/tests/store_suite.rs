@@ -66,6 +66,7 @@ suite!(
     lists_sort_by_bytes_not_by_locale,
     audit_filters_and_pages,
     last_seen_never_moves_backwards,
+    background_writes_are_one_all_or_nothing_group,
     sessions_are_listed_counted_and_closed,
     stale_sessions_are_hidden_and_ended_at_gateway_restart,
     disconnect_requests_are_audited_and_reach_their_gateway,
@@ -482,6 +483,81 @@ fn last_seen_never_moves_backwards(db: &Db) {
     b.touch_key(&fp, 2010).unwrap();
     assert_eq!(a.get_key(&fp).unwrap().unwrap().last_seen, Some(2010));
     assert_eq!(a.revision().unwrap(), 2, "logins are not admin changes");
+}
+
+fn gateway_event(kind: &str, n: u32) -> AuditEvent {
+    AuditEvent {
+        kind: kind.into(),
+        actor: "gateway:gw1".into(),
+        user: Some("erin".into()),
+        fingerprint: None,
+        source: Some("192.0.2.7:5000".into()),
+        detail: serde_json::json!({ "n": n }),
+    }
+}
+
+fn background_writes_are_one_all_or_nothing_group(db: &Db) {
+    let s = db.open();
+    let fp = s
+        .add_key(new_key(6, "erin", KeyStatus::Approved), true, &cli())
+        .unwrap()
+        .0
+        .fingerprint;
+    let count = |s: &dyn Store| {
+        s.audit(&AuditQuery {
+            limit: 1000,
+            ..AuditQuery::default()
+        })
+        .unwrap()
+        .len()
+    };
+    let before = count(&*s);
+    let revision = s.revision().unwrap();
+    // 300 events, in order, and logins of a known and a removed key.
+    let group = BackgroundWrites {
+        events: (0..300)
+            .map(|n| gateway_event("session.start", n))
+            .collect(),
+        last_seen: vec![
+            (fp.clone(), 3000),
+            ("SHA256:no-such-key".into(), 3000),
+            (fp.clone(), 2990),
+        ],
+    };
+    s.record_background(&group).unwrap();
+    let all = s
+        .audit(&AuditQuery {
+            kind_prefix: Some("session.start".into()),
+            limit: 1000,
+            ..AuditQuery::default()
+        })
+        .unwrap();
+    let order: Vec<u64> = all
+        .iter()
+        .rev()
+        .map(|e| e.event.detail["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        (0..300).collect::<Vec<u64>>(),
+        "all events, in order"
+    );
+    assert_eq!(s.get_key(&fp).unwrap().unwrap().last_seen, Some(3000));
+    assert_eq!(s.revision().unwrap(), revision, "not an admin change");
+    // One invalid event: nothing of the group is stored.
+    let mut bad = BackgroundWrites {
+        events: vec![gateway_event("session.end", 1), gateway_event("", 2)],
+        last_seen: vec![(fp.clone(), 4000)],
+    };
+    assert!(matches!(
+        s.record_background(&bad),
+        Err(RegistryError::Invalid { .. })
+    ));
+    assert_eq!(count(&*s), before + 300);
+    assert_eq!(s.get_key(&fp).unwrap().unwrap().last_seen, Some(3000));
+    bad.events.pop();
+    s.record_background(&bad).unwrap();
+    assert_eq!(s.get_key(&fp).unwrap().unwrap().last_seen, Some(4000));
 }
 
 fn new_session(gateway: &str, user: &str, seed: u8) -> NewSession {

@@ -239,13 +239,7 @@ impl russh::server::Handler for GatewayHandler {
             Some(self.peer),
             serde_json::json!({ "client": pra_proto::sanitize::sanitize(&client, 128) }),
         );
-        let fp = state.fingerprint.clone();
-        let store = Arc::clone(&self.shared.store);
-        tokio::spawn(async move {
-            if let Err(e) = blocking(&store, move |s| s.touch_key(&fp, now())).await {
-                tracing::warn!(%e, "cannot record the key's last login");
-            }
-        });
+        self.shared.audit.last_seen(&state.fingerprint, now());
         if let Some(tx) = self.authed.take() {
             let _ = tx.send(Arc::clone(&state));
         }

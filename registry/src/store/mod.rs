@@ -158,6 +158,10 @@ pub trait Store: Send + Sync + 'static {
     // --- audit ---
     /// Append an event (gateway events; admin changes record their own).
     fn record(&self, event: &AuditEvent) -> StoreResult<()>;
+    /// Write a gateway's grouped background writes (audit events and last
+    /// logins) in one transaction: all or nothing. An invalid event fails
+    /// the whole group (the gateway checks them before).
+    fn record_background(&self, writes: &BackgroundWrites) -> StoreResult<()>;
     /// Read events, newest first.
     fn audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
 }

@@ -1421,6 +1421,30 @@ impl Store for PostgresStore {
         self.call(move |c| async move { insert_audit(&**c, now(), &e).await })
     }
 
+    fn record_background(&self, writes: &BackgroundWrites) -> StoreResult<()> {
+        for e in &writes.events {
+            checks::audit_event(e)?;
+        }
+        let w = writes.clone();
+        self.call(move |mut c| async move {
+            let tx = c.transaction().await.map_err(db)?;
+            for e in &w.events {
+                insert_audit(&*tx, now(), e).await?;
+            }
+            for (fp, at) in &w.last_seen {
+                tx.execute(
+                    "UPDATE keys SET last_seen = GREATEST(COALESCE(last_seen, $1), $1) \
+                     WHERE fingerprint = $2",
+                    &[at, fp],
+                )
+                .await
+                .map_err(db)?;
+            }
+            tx.commit().await.map_err(db)?;
+            Ok(())
+        })
+    }
+
     fn audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
         let limit = i64::from(checks::audit_limit(query.limit));
         let q = query.clone();

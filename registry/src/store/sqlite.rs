@@ -1127,6 +1127,27 @@ impl Store for SqliteStore {
         self.write(|tx| insert_audit(tx, now(), event))
     }
 
+    fn record_background(&self, writes: &BackgroundWrites) -> StoreResult<()> {
+        for e in &writes.events {
+            checks::audit_event(e)?;
+        }
+        self.write(|tx| {
+            for e in &writes.events {
+                insert_audit(tx, now(), e)?;
+            }
+            let mut seen = tx
+                .prepare_cached(
+                    "UPDATE keys SET last_seen = max(coalesce(last_seen, ?1), ?1) \
+                     WHERE fingerprint = ?2",
+                )
+                .map_err(db)?;
+            for (fingerprint, at) in &writes.last_seen {
+                seen.execute(params![at, fingerprint]).map_err(db)?;
+            }
+            Ok(())
+        })
+    }
+
     fn audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
         let limit = checks::audit_limit(query.limit);
         self.read(|c| {
