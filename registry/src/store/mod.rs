@@ -92,8 +92,6 @@ pub trait Store: Send + Sync + 'static {
         status: KeyStatus,
         actor: &Actor,
     ) -> StoreResult<KeyRecord>;
-    /// Record a successful login (last seen).
-    fn touch_key(&self, fingerprint: &str, at: Timestamp) -> StoreResult<()>;
 
     // --- rules ---
     /// Add a validated rule. `NotFound` for an unknown user; `Conflict` for a

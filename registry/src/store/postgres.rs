@@ -1013,25 +1013,6 @@ impl Store for PostgresStore {
         })
     }
 
-    fn touch_key(&self, fingerprint: &str, at: Timestamp) -> StoreResult<()> {
-        let fp = fingerprint.to_owned();
-        self.call(move |c| async move {
-            // Several gateways: "last seen" never moves backwards.
-            let n = c
-                .execute(
-                    "UPDATE keys SET last_seen = GREATEST(COALESCE(last_seen, $1), $1) \
-                     WHERE fingerprint = $2",
-                    &[&at, &fp],
-                )
-                .await
-                .map_err(db)?;
-            if n == 0 {
-                return Err(RegistryError::NotFound(format!("no key {fp}")));
-            }
-            Ok(())
-        })
-    }
-
     fn add_rule(&self, rule: RuleRecord, actor: &Actor) -> StoreResult<RuleRecord> {
         let rule = validate::rule(
             &rule.user,

@@ -747,23 +747,6 @@ impl Store for SqliteStore {
         })
     }
 
-    fn touch_key(&self, fingerprint: &str, at: Timestamp) -> StoreResult<()> {
-        self.write(|tx| {
-            let n = tx
-                .execute(
-                    // Several processes: "last seen" never moves backwards.
-                    "UPDATE keys SET last_seen = max(coalesce(last_seen, ?1), ?1) \
-                     WHERE fingerprint = ?2",
-                    params![at, fingerprint],
-                )
-                .map_err(db)?;
-            if n == 0 {
-                return Err(RegistryError::NotFound(format!("no key {fingerprint}")));
-            }
-            Ok(())
-        })
-    }
-
     fn add_rule(&self, rule: RuleRecord, actor: &Actor) -> StoreResult<RuleRecord> {
         let rule = validate::rule(
             &rule.user,
@@ -1256,7 +1239,11 @@ mod tests {
         assert!(s.allowed_keys().unwrap().is_empty());
         s.set_user_enabled("alice", true, &cli()).unwrap();
 
-        s.touch_key(&k.fingerprint, 1234).unwrap();
+        s.record_background(&BackgroundWrites {
+            events: Vec::new(),
+            last_seen: vec![(k.fingerprint.clone(), 1234)],
+        })
+        .unwrap();
         let facts = s.login_facts("alice", &k.fingerprint).unwrap();
         assert_eq!(facts.key.unwrap().last_seen, Some(1234));
         assert!(facts.user.unwrap().enabled);
@@ -1306,7 +1293,7 @@ mod tests {
                 "user.add"
             ]
         );
-        // every admin change bumped the revision once; touch_key did not
+        // every admin change bumped the revision once; a login did not
         assert_eq!(s.revision().unwrap(), 8);
         let submit = s
             .audit(&AuditQuery {
