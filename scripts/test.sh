@@ -16,10 +16,10 @@ echo "== cargo test"
 cargo test --workspace --locked
 # Windows code paths (ProgramData, MachineGuid, key-file ACL, credential
 # store, tray) must compile and pass the lints (clippy sees cfg(windows) code
-# only here): clippy on the libraries and programs, then a real cross-build
+# only here): clippy on the libraries, programs and tests, then a real cross-build
 # whose .exe files the packaging test below puts in the .msi.
 echo "== Windows cross-build check (x86_64-pc-windows-gnu)"
-cargo clippy --locked --target x86_64-pc-windows-gnu -p pra-client -p pra-gui -- -D warnings
+cargo clippy --locked --target x86_64-pc-windows-gnu -p pra-client -p pra-gui --all-targets -- -D warnings
 cargo build --locked --target x86_64-pc-windows-gnu --bins -p pra-client -p pra-gui
 echo "== packages: .deb and .msi contents, install/upgrade/remove keeps data"
 bash scripts/package-test.sh

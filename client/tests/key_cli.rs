@@ -2,7 +2,9 @@
 //! real binary: wrong or empty passphrase, truncated or modified files,
 //! loose permissions, and "another PC" made real with Linux namespaces.
 mod common;
-use common::{PASS, TestEnv, have, output, read};
+#[cfg(target_os = "linux")]
+use common::PASS;
+use common::{TestEnv, have, output, read};
 use pra_proto::handover::Handover;
 use std::process::{Command, Stdio};
 
