@@ -106,7 +106,12 @@ fn tcp_tables() -> String {
 /// Is a socket listening on TCP `port` (the kernel's table; nothing is
 /// connected, so servers such as iperf3 see no stray connection)?
 pub fn listening(port: u16) -> bool {
-    !pra_client::tunnel::portowner::listening_inodes(&tcp_tables(), port).is_empty()
+    listens_in(&tcp_tables(), port)
+}
+
+/// Does `tables` (as [`tcp_tables`] reads them) hold a listener on `port`?
+fn listens_in(tables: &str, port: u16) -> bool {
+    !pra_client::tunnel::portowner::listening_inodes(tables, port).is_empty()
 }
 
 /// Time since `started` until every port in `ports` listens, looking
@@ -116,7 +121,7 @@ pub fn wait_listening(ports: &[u16], limit: Duration, started: Instant) -> Resul
     let mut pending: Vec<u16> = ports.to_vec();
     while started.elapsed() < limit {
         let tables = tcp_tables();
-        pending.retain(|p| pra_client::tunnel::portowner::listening_inodes(&tables, *p).is_empty());
+        pending.retain(|p| !listens_in(&tables, *p));
         if pending.is_empty() {
             return Ok(started.elapsed());
         }
