@@ -284,7 +284,11 @@ pub async fn run(home: &Home, input: DoctorInput, mut each: impl FnMut(&Check)) 
         }
     }
 
-    // 5. Key.
+    // 5. Key. A line before it only when part of this PC's identity cannot
+    // be read (the key is then bound to the rest).
+    if let Some(line) = identity_check().await {
+        push(line, &mut report);
+    }
     let (key_line, key) = key_check(input.key).await;
     push(key_line, &mut report);
 
@@ -390,6 +394,26 @@ fn network_check_names() -> [&'static str; 3] {
         "TCP reach of the gateway",
         "gateway host key",
     ]
+}
+
+/// `OK   PC identity readable: WAR(10107) …` when a source of the PC's
+/// identity failed (a warning: the key works, bound to the rest); `None`
+/// when every source answered.
+async fn identity_check() -> Option<Check> {
+    let id = tokio::task::spawn_blocking(crate::identity::current)
+        .await
+        .ok()?;
+    let line = crate::keystore::unavailable_line(&id.unavailable)?;
+    Some(Check {
+        name: "PC identity readable".into(),
+        status: Status::Ok,
+        code: Some(Code::IdentityPartial.label()),
+        detail: line
+            .trim_start_matches(&format!("{} ", Code::IdentityPartial.label()))
+            .trim_end_matches(&format!(": {}", Code::IdentityPartial.fix()))
+            .to_string(),
+        fix: Some(Code::IdentityPartial.fix().to_string()),
+    })
 }
 
 async fn key_check(access: KeyAccess) -> (Check, Option<(PrivateKey, String)>) {

@@ -68,6 +68,11 @@ pub struct KeyMeta {
     pub hints: BTreeMap<String, String>,
     /// Attribute key → value shown to the user (secret attributes: "(set)").
     pub bound_to: BTreeMap<String, String>,
+    /// Attribute key → why it could not be read when the key was made. These
+    /// attributes are not bound: they are left out when the key is opened,
+    /// so it keeps opening on this PC whether or not they become readable.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unavailable: BTreeMap<String, String>,
 }
 
 impl KeyMeta {
@@ -93,6 +98,26 @@ impl KeyMeta {
         }
     }
 
+    /// The attributes that were unavailable when the key was made.
+    pub fn unavailable_attrs(&self) -> Vec<Attr> {
+        Attr::ALL
+            .into_iter()
+            .filter(|a| self.unavailable.contains_key(a.key()))
+            .collect()
+    }
+
+    /// `WAR(10107) …` naming the attributes that were unavailable when the
+    /// key was made and why; `None` when all were read.
+    pub fn unavailable_line(&self) -> Option<String> {
+        unavailable_line(
+            &self
+                .unavailable_attrs()
+                .into_iter()
+                .filter_map(|a| Some((a, self.unavailable.get(a.key())?.clone())))
+                .collect(),
+        )
+    }
+
     /// One line: what the key is bound to.
     pub fn bound_summary(&self) -> String {
         let parts: Vec<String> = Attr::ALL
@@ -112,6 +137,32 @@ impl KeyMeta {
             parts.join(", ")
         }
     }
+}
+
+/// `WAR(10107) not readable on this PC: board vendor, board (SMBIOS: …)`,
+/// one reason per source; `None` when nothing is unavailable.
+pub fn unavailable_line(unavailable: &BTreeMap<Attr, String>) -> Option<String> {
+    if unavailable.is_empty() {
+        return None;
+    }
+    // Group the attributes by reason (one source may feed several).
+    let mut by_reason: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (a, why) in unavailable {
+        match by_reason.iter_mut().find(|(w, _)| *w == why.as_str()) {
+            Some((_, attrs)) => attrs.push(short_label(*a)),
+            None => by_reason.push((why.as_str(), vec![short_label(*a)])),
+        }
+    }
+    let parts: Vec<String> = by_reason
+        .iter()
+        .map(|(why, attrs)| format!("{} ({why})", attrs.join(", ")))
+        .collect();
+    Some(format!(
+        "{} not readable on this PC, so not bound: {}: {}",
+        Code::IdentityPartial.label(),
+        parts.join("; "),
+        Code::IdentityPartial.fix()
+    ))
 }
 
 fn short_label(a: Attr) -> &'static str {
@@ -281,6 +332,11 @@ pub(crate) fn generate_with(
         hint_salt: hex(&hint_salt),
         hints: identity::hints(&id.attributes, &hint_salt),
         bound_to,
+        unavailable: id
+            .unavailable
+            .iter()
+            .map(|(a, why)| (a.key().to_string(), why.clone()))
+            .collect(),
     };
     let meta_text = toml::to_string(&meta)
         .map_err(|e| internal(format!("cannot encode the key metadata: {e}")))?;
@@ -360,6 +416,8 @@ pub(crate) fn load_with(
 ) -> ClientResult<PrivateKey> {
     let info = read_public(home)?;
     let (file_key, _) = read_key_file(home)?;
+    // What was unavailable when the key was made is not bound.
+    let attrs = &attrs.without(&info.meta.unavailable_attrs());
     if pass.is_empty() {
         return Err(ClientError::with_fix(
             Code::KeyNotLoaded,
@@ -682,6 +740,7 @@ mod tests {
                 cpu_brand: Some("Intel(R) Core(TM) i7".into()),
             },
             os: Some("Linux".into()),
+            unavailable: BTreeMap::new(),
         }
     }
 
@@ -705,6 +764,59 @@ mod tests {
         assert_eq!(again.meta, info.meta);
         assert!(again.meta.bound_summary().contains("computer pc-1"));
         assert!(!toml::to_string(&again.meta).unwrap().contains("3d1219c7"));
+    }
+
+    #[test]
+    fn a_key_made_with_an_unreadable_source_opens_on_the_same_pc() {
+        let (_d, home) = home();
+        let pass = Passphrase::new("correct horse");
+        // keygen on a PC whose SMBIOS reader crashed: board unavailable.
+        let mut made = pc("PC-1");
+        let why = "SMBIOS: the reader crashed (range start index 282 out of range)";
+        for a in [Attr::BoardVendor, Attr::BoardName] {
+            made.unavailable.insert(a, why.to_string());
+        }
+        made.attributes = made
+            .attributes
+            .without(&[Attr::BoardVendor, Attr::BoardName]);
+        let info = generate_with(&home, "alice", &pass, &made, false, 1000).unwrap();
+        let line = info.meta.unavailable_line().unwrap();
+        assert!(
+            line.starts_with("WAR(10107) not readable on this PC, so not bound: board vendor, board (SMBIOS: the reader crashed"),
+            "{line}"
+        );
+        let meta_text = std::fs::read_to_string(meta_file(&home)).unwrap();
+        assert!(meta_text.contains("[unavailable]"), "{meta_text}");
+        assert!(!info.meta.bound_summary().contains("board"));
+        // Still unreadable, and after a fix (readable again): it opens.
+        load_with(&home, &pass, &made.attributes).unwrap();
+        load_with(&home, &pass, &pc("PC-1").attributes).unwrap();
+        // The other attributes stay bound.
+        let e = load_with(&home, &pass, &pc("PC-2").attributes).unwrap_err();
+        assert_eq!(e.code(), Code::KeyNotLoaded);
+        assert!(
+            e.line().contains("computer name (was pc-1, now pc-2)"),
+            "{}",
+            e.line()
+        );
+
+        // A key made with everything readable: a source failing later is
+        // named ("now not readable").
+        let (_d2, home2) = super::tests::home();
+        generate_with(&home2, "alice", &pass, &pc("PC-1"), false, 1000).unwrap();
+        assert_eq!(read_public(&home2).unwrap().meta.unavailable_line(), None);
+        assert!(
+            !std::fs::read_to_string(meta_file(&home2))
+                .unwrap()
+                .contains("unavailable")
+        );
+        let e = load_with(&home2, &pass, &made.attributes).unwrap_err();
+        assert!(
+            e.line()
+                .contains("mainboard vendor (was Dell Inc., now not readable)"),
+            "{}",
+            e.line()
+        );
     }
 
     #[test]

@@ -76,6 +76,10 @@ codes! {
     /// A rule's local port cannot be opened for a reason other than "in use".
     PortDenied = (10106, War, "a local port for a forward cannot be opened (not allowed by the system); the other forwards keep working",
         "ask your administrator to move the rule to a local port above 1024, or allow this program to listen on it"),
+    /// A source of the PC's identity (SMBIOS table, machine id, …) failed,
+    /// crashed or did not answer: its attributes are not bound.
+    IdentityPartial = (10107, War, "some of this PC's attributes could not be read; the key is bound to the others",
+        "nothing to do to keep working; if it persists after a restart, tell your administrator the source and reason named in the line"),
     /// The key file does not exist.
     KeyMissing = (10190, Err, "no key has been generated on this PC",
         "run `pra keygen --user NAME`, then hand the public key to your administrator"),

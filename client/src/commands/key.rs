@@ -16,6 +16,9 @@ pub fn show(home: &Home) -> ClientResult<ExitCode> {
     println!("public key: {}", info.meta.public_key);
     println!("created: {}", utc(info.meta.created));
     println!("bound to: {}", info.meta.bound_summary());
+    if let Some(line) = info.meta.unavailable_line() {
+        println!("{line}");
+    }
     println!("device: {}", info.meta.description);
     println!("device tag: {}", info.meta.device_tag);
     println!("key file: {}", home.key_file().display());

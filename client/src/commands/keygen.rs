@@ -34,6 +34,9 @@ pub fn run(home: &Home, user: &str, force: bool) -> ClientResult<ExitCode> {
     println!("created the key of {user} in {}", home.key_file().display());
     println!("{}", info.keygen_line());
     println!("bound to: {}", info.meta.bound_summary());
+    if let Some(line) = info.meta.unavailable_line() {
+        println!("{line}");
+    }
     println!(
         "next: hand the public key to your administrator with `pra key submit --registry URL` or `pra key export FILE`"
     );

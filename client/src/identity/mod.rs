@@ -14,14 +14,19 @@
 //!   not attributes at all, so a BIOS update or a service pack keeps the key
 //!   working. They appear only in the human [`Identity::description`].
 //!
-//! [`collect`] reads the attributes of the running PC; it has no override:
-//! tests of the binding call the pure functions with their own attributes.
+//! [`collect`] reads the attributes of the running PC, each source isolated
+//! (a source that fails, panics or hangs makes its attributes *unavailable*,
+//! recorded with the reason, instead of stopping the program); it has no
+//! override: tests of the binding call the pure functions with their own
+//! attributes. [`smbios`] is the bounds-checked firmware-table parser
+//! Windows uses for board and product names.
 
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt;
 
 mod collect;
+pub mod smbios;
 
 pub use collect::current;
 
@@ -148,6 +153,24 @@ impl Attributes {
     pub fn value(&self, attr: Attr) -> Option<String> {
         normalize(attr, self.raw(attr)?)
     }
+
+    /// A copy without these attributes (as if they were not readable).
+    pub fn without<'a>(&self, attrs: impl IntoIterator<Item = &'a Attr>) -> Attributes {
+        let mut a = self.clone();
+        for attr in attrs {
+            *match attr {
+                Attr::OsUser => &mut a.os_user,
+                Attr::Computer => &mut a.computer,
+                Attr::MachineId => &mut a.machine_id,
+                Attr::BoardVendor => &mut a.board_vendor,
+                Attr::BoardName => &mut a.board_name,
+                Attr::ProductVendor => &mut a.product_vendor,
+                Attr::ProductName => &mut a.product_name,
+                Attr::CpuBrand => &mut a.cpu_brand,
+            } = None;
+        }
+        a
+    }
 }
 
 /// The identity of the running PC: bound attributes plus a description.
@@ -157,6 +180,9 @@ pub struct Identity {
     pub attributes: Attributes,
     /// OS name and version (not bound: it changes with updates).
     pub os: Option<String>,
+    /// Attributes whose source failed (error, crash, no answer) → why.
+    /// Their value is `None` in [`Self::attributes`].
+    pub unavailable: BTreeMap<Attr, String>,
 }
 
 impl Identity {
@@ -520,6 +546,21 @@ mod tests {
     }
 
     #[test]
+    fn without_blanks_only_the_named_attributes() {
+        let a = base().without(&[Attr::BoardVendor, Attr::MachineId]);
+        assert_eq!(
+            (a.board_vendor.as_deref(), a.machine_id.as_deref()),
+            (None, None)
+        );
+        assert_eq!(a.board_name, base().board_name);
+        let mut b = base();
+        b.board_vendor = None;
+        b.machine_id = None;
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        assert_eq!(base().without(&[]), base());
+    }
+
+    #[test]
     fn secrets_do_not_show_in_debug() {
         let a = base();
         let shown = format!("{a:?} {:?}", fingerprint(&a));
@@ -533,6 +574,7 @@ mod tests {
         let id = Identity {
             attributes: base(),
             os: Some("Linux (Debian 12)".into()),
+            unavailable: BTreeMap::new(),
         };
         assert_eq!(
             id.description(),
