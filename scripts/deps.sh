@@ -4,7 +4,7 @@
 # Idempotent; safe to run again. Used by scripts/test.sh and scripts/demo.sh.
 set -euo pipefail
 
-APT_PACKAGES="openssh-client openssh-server util-linux bsdutils chromium chromium-driver postgresql xvfb xdotool imagemagick fonts-noto-cjk libgl1 libegl1 libgl1-mesa-dri libglx-mesa0 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6 dpkg-dev wixl msitools mingw-w64 nasm desktop-file-utils systemd dbus-daemon"
+APT_PACKAGES="openssh-client openssh-server util-linux bsdutils chromium chromium-driver postgresql xvfb xdotool imagemagick fonts-noto-cjk libgl1 libegl1 libgl1-mesa-dri libglx-mesa0 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6 dpkg-dev wixl msitools mingw-w64 nasm desktop-file-utils systemd dbus-daemon wine wine64 curl unzip"
 
 missing=""
 for p in $APT_PACKAGES; do

@@ -80,6 +80,10 @@ msi2="$T/v2/pra-${V2}-x64.msi"
 check "dist has pra_${V}_amd64.deb, pra-registry_${V}_amd64.deb, pra-${V}-x64.msi" \
   test -s "$client" -a -s "$registry" -a -s "$msi"
 check "v2 dist has the $V2 names" test -s "$client2" -a -s "$registry2" -a -s "$msi2"
+# The Windows lane (scripts/windows-test.sh) installs these two .msi files.
+if [ -n "${PRA_MSI_OUT:-}" ]; then
+  mkdir -p "$PRA_MSI_OUT" && rm -f "$PRA_MSI_OUT"/pra-*-x64.msi && cp "$msi" "$msi2" "$PRA_MSI_OUT/"
+fi
 
 # --- client .deb contents ----------------------------------------------------
 info="$(dpkg-deb -f "$client" Package Version Architecture Depends)"
@@ -379,6 +383,8 @@ check "msi: INSTALLDIR appended to the system PATH (set on install, removed on u
   grep -qP "^PathPra\t=-\*PATH\t\[~\];\[INSTALLDIR\]\tPraCli\r?$" <<<"$1" &&
   grep -qP "^WriteEnvironmentStrings\t\t5200\r?$" <<<"$2" && grep -qP "^RemoveEnvironmentStrings\t\t3300\r?$" <<<"$2"' _ \
   "$(msiinfo export "$msi" Environment)" "$(msiinfo export "$msi" InstallExecuteSequence)"
+check "msi: no test-only ProcessPrng shim (bcryptprimitives.dll) inside" bash -c '
+  ! msiinfo export "$1" File | grep -qi bcryptprimitives' _ "$msi"
 check "msi: package summary says x64" bash -c 'msiinfo suminfo "$1" | grep -q "^Template: x64;"' _ "$msi"
 mkdir -p "$T/msix"
 (cd "$T/msix" && msiextract "$msi" >/dev/null 2>&1)

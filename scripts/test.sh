@@ -22,4 +22,10 @@ echo "== Windows cross-build check (x86_64-pc-windows-gnu)"
 cargo clippy --locked --target x86_64-pc-windows-gnu -p pra-client -p pra-gui --all-targets -- -D warnings
 cargo build --locked --target x86_64-pc-windows-gnu --bins -p pra-client -p pra-gui
 echo "== packages: .deb and .msi contents, install/upgrade/remove keeps data"
-bash scripts/package-test.sh
+msi_dir="${CARGO_TARGET_DIR:-target}/windows-lane-msi"
+PRA_MSI_OUT="$msi_dir" bash scripts/package-test.sh
+# The Windows lane: those two .msi files (a version and a newer one) and
+# the cross-built pra.exe / pra-gui.exe in them, run under Wine end to end.
+echo "== Windows lane (Wine): install, connect, doctor, logs, PC binding, upgrade, uninstall, GUI"
+mapfile -t msis < <(ls "$msi_dir"/pra-*-x64.msi | sort -V)
+bash scripts/windows-test.sh "${msis[@]}"

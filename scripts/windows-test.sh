@@ -1,0 +1,297 @@
+#!/usr/bin/env bash
+# Windows lane (part of scripts/test.sh): the cross-built pra.exe and
+# pra-gui.exe, installed from the real .msi into a throwaway Wine prefix,
+# run end to end against a Linux `pra-registry serve` on 127.0.0.1.
+#
+#   install (msiexec /qn) -> server set with host-key pin -> keygen -> key
+#   export -> pra-registry key import --approve -> connect, HTTP through the
+#   forward, WAR(10102) for a port a Linux process holds -> doctor -> logs
+#   export -> PC binding (machine id changed, key copied to a second prefix)
+#   -> upgrade to a newer .msi -> uninstall (keeps data) -> PURGE_DATA=1
+#   -> pra-gui.exe under Xvfb (window, Connect clicked, screenshot).
+#
+# Wine 8 lacks bcryptprimitives.dll!ProcessPrng, which Rust's std imports:
+# scripts/wine/processprng.c is built into the prefix's system32 (test-only;
+# the .msi never holds it). WINEDEBUG=-all; one Xvfb for the whole lane.
+# A "panicked" in the output of any pra.exe / pra-gui.exe run fails the lane.
+# Ends with "windows lane: N passed, M failed"; exit status 1 on any failure.
+#
+# Usage: scripts/windows-test.sh [MSI NEWER_MSI]
+#   Without arguments the two .msi files are built with installer/build.sh
+#   --fast (the second with a higher version). Output (logs, screenshot):
+#   $PRA_WINDOWS_LANE_OUT, default target/windows-lane.
+set -uo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+OUT="${PRA_WINDOWS_LANE_OUT:-$TARGET_DIR/windows-lane}"
+BIN="$TARGET_DIR/debug"
+started=$SECONDS
+
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok   $* ($((SECONDS - started)) s)"; }
+bad() { fail=$((fail + 1)); echo "FAIL $* ($((SECONDS - started)) s)"; }
+# check DESCRIPTION COMMAND...: passes when COMMAND exits 0; shows its output otherwise.
+check() {
+  local what="$1" outp
+  shift
+  if outp="$("$@" 2>&1)"; then ok "$what"; else
+    bad "$what"
+    printf '%s\n' "$outp" | head -20 | sed 's/^/     | /'
+  fi
+}
+PIDS=()
+PREFIXES=()
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  for p in "${PREFIXES[@]}"; do WINEPREFIX="$p" wineserver -k 2>/dev/null; done
+  [ -z "${T:-}" ] || rm -rf "$T"
+  PIDS=()
+  PREFIXES=()
+}
+finish() {
+  trap - EXIT
+  cleanup
+  echo "windows lane: $pass passed, $fail failed (in $((SECONDS - started)) s; output in $OUT)"
+  [ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
+  exit $?
+}
+has() { grep -qF -- "$2" "$1"; } # FILE TEXT
+
+missing=""
+for t in wine wineserver wineboot msiexec x86_64-w64-mingw32-gcc msiinfo Xvfb xdotool import \
+  unzip curl timeout sha256sum; do
+  command -v "$t" >/dev/null 2>&1 || missing="$missing $t"
+done
+if [ -n "$missing" ]; then
+  bad "tools present (missing:$missing; run scripts/deps.sh)"
+  finish
+fi
+[ -x "$BIN/pra-registry" ] || { bad "$BIN/pra-registry is built (cargo build -p pra-registry)"; finish; }
+
+rm -rf "$OUT"
+mkdir -p "$OUT/logs"
+T="$(mktemp -d -t pra-winlane.XXXXXX)"
+trap cleanup EXIT
+
+# --- the two .msi files ------------------------------------------------------
+MSI="${1:-}"
+MSI2="${2:-}"
+if [ -z "$MSI" ]; then
+  if ! "$ROOT/installer/build.sh" --fast --out "$T/v1" >"$OUT/logs/build1.log" 2>&1; then
+    bad "installer/build.sh --fast"
+    tail -20 "$OUT/logs/build1.log" | sed 's/^/     | /'
+    finish
+  fi
+  MSI="$(ls "$T"/v1/pra-*-x64.msi)"
+fi
+V="$(basename "$MSI" | sed 's/^pra-\(.*\)-x64\.msi$/\1/')"
+if [ -z "$MSI2" ]; then
+  V2="${V%.*}.$((${V##*.} + 1))"
+  if ! PRA_PACKAGE_VERSION="$V2" "$ROOT/installer/build.sh" --fast --out "$T/v2" >"$OUT/logs/build2.log" 2>&1; then
+    bad "installer/build.sh --fast (version $V2)"
+    finish
+  fi
+  MSI2="$T/v2/pra-$V2-x64.msi"
+fi
+V2="$(basename "$MSI2" | sed 's/^pra-\(.*\)-x64\.msi$/\1/')"
+cp "$MSI" "$MSI2" "$T/"
+MSI="$T/$(basename "$MSI")"
+MSI2="$T/$(basename "$MSI2")"
+check "two .msi files: $V and newer $V2" test -s "$MSI" -a -s "$MSI2" -a "$V" != "$V2"
+check "the .msi does not ship the test-only ProcessPrng shim" \
+  bash -c '! msiinfo export "$1" File | grep -qi bcryptprimitives' _ "$MSI"
+
+# --- display, prefix, shim ---------------------------------------------------
+export WINEDEBUG=-all WINEARCH=win64
+# No Mono/Gecko download prompts in a fresh prefix.
+export WINEDLLOVERRIDES="mscoree,mshtml="
+Xvfb -displayfd 3 -screen 0 1280x800x24 -nolisten tcp 3>"$T/display" >/dev/null 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do [ -s "$T/display" ] && break; sleep 0.1; done
+export DISPLAY=":$(cat "$T/display")"
+check "Xvfb on $DISPLAY" test "$DISPLAY" != ":"
+
+x86_64-w64-mingw32-gcc -shared -O2 -s -o "$T/bcryptprimitives.dll" \
+  "$ROOT/scripts/wine/processprng.c" "$ROOT/scripts/wine/processprng.def" -ladvapi32 \
+  >"$OUT/logs/shim.log" 2>&1
+check "ProcessPrng shim built (bcryptprimitives.dll)" test -s "$T/bcryptprimitives.dll"
+
+# new_prefix DIR: a fresh Wine prefix with the shim in system32.
+new_prefix() {
+  WINEPREFIX="$1" timeout 180 wineboot -i >"$OUT/logs/wineboot-$(basename "$1").log" 2>&1 &&
+    WINEPREFIX="$1" timeout 60 wineserver -w &&
+    cp "$T/bcryptprimitives.dll" "$1/drive_c/windows/system32/bcryptprimitives.dll"
+}
+export WINEPREFIX="$T/pc1"
+PREFIXES+=("$WINEPREFIX")
+check "Wine prefix made (wineboot, $(wine --version 2>/dev/null))" new_prefix "$WINEPREFIX"
+
+# Windows paths of Linux files (Wine maps / to Z:).
+winpath() { echo "Z:${1//\//\\}"; }
+PRA_EXE='C:\Program Files\PRA\pra.exe'
+GUI_EXE='C:\Program Files\PRA\pra-gui.exe'
+C="$WINEPREFIX/drive_c"
+DATA="$C/ProgramData/Pra"
+n=0
+# pra ARGS...: run the installed pra.exe; output in $OUT/logs/NN-pra-ARG1.log,
+# its path in $LOG; returns pra's exit status.
+pra() {
+  n=$((n + 1))
+  LOG="$OUT/logs/$(printf %02d $n)-pra-$1.log"
+  timeout 120 wine "$PRA_EXE" "$@" >"$LOG" 2>&1
+}
+reg() { "$BIN/pra-registry" --data "$T/registry" "$@"; }
+
+# --- install -------------------------------------------------------------------
+check "msiexec /i pra-$V-x64.msi /qn" timeout 180 wine msiexec /i "$(winpath "$MSI")" /qn
+check "installed C:\\Program Files\\PRA\\pra.exe and pra-gui.exe, C:\\ProgramData\\Pra\\log" \
+  test -f "$C/Program Files/PRA/pra.exe" -a -f "$C/Program Files/PRA/pra-gui.exe" -a -d "$DATA/log"
+pra --version
+check "pra.exe --version runs (ProcessPrng shim works)" grep -q "^pra [0-9]" "$LOG"
+
+# --- gateway: Linux pra-registry on 127.0.0.1 --------------------------------------
+free_port() { # a port nothing listens on (tries random ones)
+  local p
+  for _ in $(seq 50); do
+    p=$((20000 + RANDOM % 40000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
+  done
+  return 1
+}
+# serve DATA_DIR LOG API: a pra-registry serve in the background; waits
+# for its "listening" lines.
+serve() {
+  "$BIN/pra-registry" --data "$1" serve --ssh 127.0.0.1:0 --api "$3" >"$2" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 200); do
+    grep -q "^ssh listening" "$2" 2>/dev/null && return 0
+    kill -0 "${PIDS[-1]}" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
+}
+# (Not through `check`: its subshell would lose the background pid.)
+if serve "$T/registry" "$OUT/logs/serve.log" 127.0.0.1:0; then
+  ok "pra-registry serve on 127.0.0.1 (SSH and API on free ports)"
+else
+  bad "pra-registry serve on 127.0.0.1"
+  sed 's/^/     | /' "$OUT/logs/serve.log"
+  finish
+fi
+SSH_ADDR="$(sed -n 's/^ssh listening on \([^ ]*\) host key .*/\1/p' "$OUT/logs/serve.log")"
+HOST_KEY="$(sed -n 's/^ssh listening on .* host key \(SHA256:[^ ]*\).*/\1/p' "$OUT/logs/serve.log")"
+API_ADDR="$(sed -n 's/^api listening on \(.*\)$/\1/p' "$OUT/logs/serve.log")"
+WEB_PORT="$(free_port)"
+BUSY_PORT="$(free_port)"
+while [ "$BUSY_PORT" = "$WEB_PORT" ]; do BUSY_PORT="$(free_port)"; done
+
+# --- client: server set, keygen, export ----------------------------------------------
+export PRA_PASSPHRASE="winlane passphrase $RANDOM$RANDOM"
+check "pra.exe server set $SSH_ADDR --host-key $HOST_KEY" pra server set "$SSH_ADDR" --host-key "$HOST_KEY"
+check "config.toml in C:\\ProgramData\\Pra" grep -q "$HOST_KEY" "$DATA/config.toml"
+if pra keygen --user alice; then ok "pra.exe keygen --user alice (PRA_PASSPHRASE)"; else
+  bad "pra.exe keygen --user alice"
+  sed 's/^/     | /' "$LOG"
+fi
+KEYGEN_LOG="$LOG"
+sed -n 's/^/     | /; /^     | \(bound to\|WAR\)/p' "$KEYGEN_LOG"
+check "keygen printed the fingerprint and what the key is bound to" \
+  bash -c 'grep -q "^256 SHA256:" "$1" && grep -q "^bound to: .*computer" "$1"' _ "$KEYGEN_LOG"
+check "key file and metadata in C:\\ProgramData\\Pra" test -s "$DATA/pra_ed25519" -a -s "$DATA/pra_ed25519.meta"
+pra key show
+check "pra.exe key show: user, bound attributes incl. the OS machine id (MachineGuid)" \
+  bash -c 'grep -q "^user: alice" "$1" && grep -q "^bound to: .*OS machine id" "$1" || { cat "$1"; exit 1; }' _ "$LOG"
+check "pra.exe key export to a file" pra key export "$(winpath "$T/alice.pub")"
+check "exported file starts with an OpenSSH ssh-ed25519 line" bash -c 'head -1 "$1" | grep -q "^ssh-ed25519 AAAA"' _ "$T/alice.pub"
+
+# --- admin: user, import + approve, rules ------------------------------------------------
+check "pra-registry user add alice" reg user add alice
+check "pra-registry key import FILE --approve" reg key import "$T/alice.pub" --approve
+check "pra-registry rules: web on $WEB_PORT, busy on $BUSY_PORT (both to the API $API_ADDR)" bash -c '
+  "$1" --data "$2" rule add --user alice --name web --local "$3" --target "$5" &&
+  "$1" --data "$2" rule add --user alice --name busy --local "$4" --target "$5"' _ \
+  "$BIN/pra-registry" "$T/registry" "$WEB_PORT" "$BUSY_PORT" "$API_ADDR"
+
+# A Linux process holds the busy rule's port: a second registry's API.
+if serve "$T/holder" "$OUT/logs/holder.log" "127.0.0.1:$BUSY_PORT"; then
+  ok "a Linux process holds 127.0.0.1:$BUSY_PORT"
+else
+  bad "a Linux process holds 127.0.0.1:$BUSY_PORT"
+fi
+HOLDER_PID="${PIDS[-1]}"
+
+# --- connect -------------------------------------------------------------------------------
+CONNECT_LOG="$OUT/logs/connect.log"
+wine "$PRA_EXE" connect >"$CONNECT_LOG" 2>&1 &
+CONNECT_PID=$!
+PIDS+=($CONNECT_PID)
+wait_for() { # FILE REGEX SECONDS
+  local i
+  for i in $(seq $(($3 * 10))); do
+    grep -qE -- "$2" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "not found within $3 s: $2"
+  cat "$1"
+  return 1
+}
+check "pra.exe connect: web forward up" wait_for "$CONNECT_LOG" "^web .*127\.0\.0\.1:$WEB_PORT.*forwarding" 60
+check "pra.exe connect: WAR(10102) for local port $BUSY_PORT held by a Linux process" \
+  wait_for "$CONNECT_LOG" "WAR\(10102\).*$BUSY_PORT" 30
+check "HTTP through the forward: curl http://127.0.0.1:$WEB_PORT/api/v1/health" \
+  bash -c 'curl -fsS --max-time 20 "http://127.0.0.1:$1/api/v1/health" | tee /dev/stderr | grep -q .' _ "$WEB_PORT"
+kill "$CONNECT_PID" 2>/dev/null
+wait "$CONNECT_PID" 2>/dev/null
+timeout 20 wine taskkill /f /im pra.exe >/dev/null 2>&1
+kill "$HOLDER_PID" 2>/dev/null
+wait "$HOLDER_PID" 2>/dev/null
+
+# --- doctor, logs export ------------------------------------------------------------------
+pra doctor
+DOCTOR_LOG="$LOG"
+check "pra.exe doctor: all checks pass once the port is free" \
+  bash -c 'grep -q "^OK   key unlocks on this PC: SHA256:" "$1" && grep -q "^OK   key approved" "$1" &&
+    grep -q "^doctor: all [0-9]* checks passed" "$1" || { cat "$1"; exit 1; }' _ "$DOCTOR_LOG"
+check "pra.exe logs export to a zip" pra logs export "$(winpath "$T/logs.zip")"
+check "the zip holds System.log and User.log (from C:\\ProgramData\\Pra\\log)" bash -c '
+  list="$(unzip -Z1 "$1")" && grep -q "System\.log$" <<<"$list" && grep -q "User\.log$" <<<"$list" &&
+  test -s "$2/log/System.log" -a -s "$2/log/User.log" || { echo "$list"; ls -R "$2"; exit 1; }' _ "$T/logs.zip" "$DATA"
+check "no passphrase in the zip nor in C:\\ProgramData\\Pra\\log" bash -c '
+  ! unzip -p "$1" | grep -aqF "$PRA_PASSPHRASE" && ! grep -rqF "$PRA_PASSPHRASE" "$2/log"' _ "$T/logs.zip" "$DATA"
+
+# --- PC binding ----------------------------------------------------------------------------
+GUID_KEY='HKLM\Software\Microsoft\Cryptography'
+guid="$(wine reg query "$GUID_KEY" /v MachineGuid 2>/dev/null | tr -d '\r' | awk '/MachineGuid/ {print $NF}')"
+check "MachineGuid read from the Wine registry" test -n "$guid"
+wine reg add "$GUID_KEY" /v MachineGuid /t REG_SZ /d 0badc0de-1111-2222-3333-444455556666 /f >/dev/null 2>&1
+pra doctor
+check "MachineGuid changed: ERR(10193) naming the OS machine id" bash -c '
+  grep -q "^FAIL key unlocks on this PC: ERR(10193) .*OS machine id" "$1" || { cat "$1"; exit 1; }' _ "$LOG"
+wine reg add "$GUID_KEY" /v MachineGuid /t REG_SZ /d "$guid" /f >/dev/null 2>&1
+pra doctor
+check "MachineGuid restored: the key opens again" grep -q "^OK   key unlocks on this PC" "$LOG"
+
+# The key file copied to another "PC" (a second prefix, its own MachineGuid).
+PC2="$T/pc2"
+PREFIXES+=("$PC2")
+if WINEPREFIX="$PC2" new_prefix "$PC2"; then
+  mkdir -p "$PC2/drive_c/ProgramData"
+  cp -a "$DATA" "$PC2/drive_c/ProgramData/Pra"
+  n=$((n + 1))
+  LOG="$OUT/logs/$(printf %02d $n)-pc2-doctor.log"
+  WINEPREFIX="$PC2" timeout 120 wine "$(winpath "$C/Program Files/PRA/pra.exe")" doctor >"$LOG" 2>&1
+  check "key copied into a second prefix does not open: ERR(10193)" bash -c '
+    grep -q "^FAIL key unlocks on this PC: ERR(10193) .*not the PC it was made on" "$1" || { cat "$1"; exit 1; }' _ "$LOG"
+  WINEPREFIX="$PC2" wineserver -k 2>/dev/null
+else
+  bad "second Wine prefix made"
+fi
+
+# --- panics ----------------------------------------------------------------------------------
+check "no panic in any pra.exe / pra-gui.exe run" bash -c '
+  ! grep -l "panicked" "$1"/*.log || { grep -h -B2 -A8 "panicked" "$1"/*.log | head -40; exit 1; }' _ "$OUT/logs"
+
+finish
