@@ -268,6 +268,23 @@ if [ "$with_msi" = 1 ]; then
   msibuild "$msi" -q "INSERT INTO \`Environment\` (\`Environment\`, \`Name\`, \`Value\`, \`Component_\`) VALUES ('PathPra', '=-*PATH', '[~];[INSTALLDIR]', 'PraCli')"
   msibuild "$msi" -q "INSERT INTO \`InstallExecuteSequence\` (\`Action\`, \`Sequence\`) VALUES ('RemoveEnvironmentStrings', 3300)"
   msibuild "$msi" -q "INSERT INTO \`InstallExecuteSequence\` (\`Action\`, \`Sequence\`) VALUES ('WriteEnvironmentStrings', 5200)"
+  # Uninstall and %ProgramData%\Pra: kept unless PURGE_DATA=1 (msiexec /x
+  # ... PURGE_DATA=1, or "Yes" to the question below). PurgeData: cmd.exe
+  # rmdir of the folder, deferred, as LocalSystem (34 exe in a folder +
+  # 64 ignore exit code + 1024 in-script + 2048 no impersonation), after
+  # RemoveFiles; never when an upgrade removes the old version.
+  purge_cmd='"[System64Folder]cmd.exe" /c rmdir /s /q "[CommonAppDataFolder]Pra"'
+  msibuild "$msi" -q "INSERT INTO \`CustomAction\` (\`Action\`, \`Type\`, \`Source\`, \`Target\`) VALUES ('PurgeData', 3170, 'TARGETDIR', '$purge_cmd')"
+  msibuild "$msi" -q "INSERT INTO \`InstallExecuteSequence\` (\`Action\`, \`Condition\`, \`Sequence\`) VALUES ('PurgeData', 'REMOVE~=\"ALL\" AND PURGE_DATA=\"1\" AND NOT UPGRADINGPRODUCTCODE', 3510)"
+  # The interactive uninstall asks first (any UI but /qn; the default
+  # button is No): a Windows Installer user message (Yes/No, question
+  # icon, second button default) from an inline VBScript action (38, + 64
+  # so a script failure never blocks the uninstall). Yes sets PURGE_DATA=1.
+  ask='Set r=Session.Installer.CreateRecord(0):r.StringData(0)="Also delete the key and logs (ProgramData\Pra)? No keeps them for a reinstall or upgrade.":If Session.Message(&H3000124,r)=6 Then Session.Property("PURGE_DATA")="1"'
+  msibuild "$msi" -q "INSERT INTO \`CustomAction\` (\`Action\`, \`Type\`, \`Target\`) VALUES ('AskPurgeData', 102, '$ask')"
+  msibuild "$msi" -q "INSERT INTO \`InstallExecuteSequence\` (\`Action\`, \`Condition\`, \`Sequence\`) VALUES ('AskPurgeData', 'REMOVE~=\"ALL\" AND NOT UPGRADINGPRODUCTCODE AND NOT PURGE_DATA AND UILevel>2', 1450)"
+  # PURGE_DATA reaches the elevated part of a per-machine uninstall.
+  msibuild "$msi" -q "UPDATE \`Property\` SET \`Value\` = 'WIX_DOWNGRADE_DETECTED;WIX_UPGRADE_DETECTED;PURGE_DATA' WHERE \`Property\` = 'SecureCustomProperties'"
   echo "built $msi"
 fi
 echo "build.sh: done in $SECONDS s (cargo $cargo_secs s, packaging $((SECONDS - cargo_secs)) s)"

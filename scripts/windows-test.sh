@@ -139,7 +139,7 @@ n=0
 # pra ARGS...: run the installed pra.exe; output in $OUT/logs/NN-pra-ARG1.log,
 # its path in $LOG; returns pra's exit status.
 pra() {
-  n=$((n + 1))
+  n=$(($(ls "$OUT/logs" | wc -l) + 1))
   LOG="$OUT/logs/$(printf %02d $n)-pra-$1.log"
   timeout 120 wine "$PRA_EXE" "$@" >"$LOG" 2>&1
 }
@@ -228,6 +228,16 @@ CONNECT_LOG="$OUT/logs/connect.log"
 wine "$PRA_EXE" connect >"$CONNECT_LOG" 2>&1 &
 CONNECT_PID=$!
 PIDS+=($CONNECT_PID)
+wait_for_new() { # FILE LINES REGEX SECONDS: REGEX in FILE after its first LINES lines
+  local i
+  for i in $(seq $(($4 * 10))); do
+    tail -n +"$(($2 + 1))" "$1" 2>/dev/null | grep -qE -- "$3" && return 0
+    sleep 0.1
+  done
+  echo "not found within $4 s: $3"
+  tail -n +"$(($2 + 1))" "$1"
+  return 1
+}
 wait_for() { # FILE REGEX SECONDS
   local i
   for i in $(seq $(($3 * 10))); do
@@ -274,6 +284,20 @@ wine reg add "$GUID_KEY" /v MachineGuid /t REG_SZ /d "$guid" /f >/dev/null 2>&1
 pra doctor
 check "MachineGuid restored: the key opens again" grep -q "^OK   key unlocks on this PC" "$LOG"
 
+# The computer name (Wine answers GetComputerNameEx's DNS host name from
+# the Tcpip parameters in its registry).
+HOST_KEY_REG='HKLM\System\CurrentControlSet\Services\Tcpip\Parameters'
+host="$(wine reg query "$HOST_KEY_REG" /v Hostname 2>/dev/null | tr -d '\r' | awk '/Hostname/ {print $NF}')"
+check "host name read from the Wine registry" test -n "$host"
+wine reg add "$HOST_KEY_REG" /v Hostname /t REG_SZ /d pra-other-pc /f >/dev/null 2>&1
+pra doctor
+check "computer name changed: ERR(10193) naming it (was ..., now pra-other-pc)" bash -c '
+  grep -q "^FAIL key unlocks on this PC: ERR(10193) .*computer name (was .*, now pra-other-pc)" "$1" ||
+    { cat "$1"; exit 1; }' _ "$LOG"
+wine reg add "$HOST_KEY_REG" /v Hostname /t REG_SZ /d "$host" /f >/dev/null 2>&1
+pra doctor
+check "computer name restored: the key opens again" grep -q "^OK   key unlocks on this PC" "$LOG"
+
 # The key file copied to another "PC" (a second prefix, its own MachineGuid).
 PC2="$T/pc2"
 PREFIXES+=("$PC2")
@@ -289,6 +313,77 @@ if WINEPREFIX="$PC2" new_prefix "$PC2"; then
 else
   bad "second Wine prefix made"
 fi
+
+# --- upgrade: the newer .msi over the old one ---------------------------------------------
+datasum() { (cd "$DATA" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum); }
+uninstall_entries() {
+  wine reg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall' /s 2>/dev/null | tr -d '\r'
+}
+before="$(datasum)"
+check "data to keep: key, metadata, config, System.log, User.log" bash -c '
+  for f in ./pra_ed25519 ./pra_ed25519.meta ./config.toml ./log/System.log ./log/User.log; do
+    grep -q "  $f\$" <<<"$1" || { echo "missing $f"; exit 1; }; done' _ "$before"
+check "msiexec /i pra-$V2-x64.msi /qn over $V (upgrade)" timeout 180 wine msiexec /i "$(winpath "$MSI2")" /qn
+check "one PRA installed, version $V2" bash -c '
+  [ "$(grep -c "DisplayName *REG_SZ *PRA$" <<<"$1")" = 1 ] && grep -q "DisplayVersion *REG_SZ *${2%%[-+]*}$" <<<"$1" ||
+    { grep -E "DisplayName|DisplayVersion" <<<"$1"; exit 1; }' _ "$(uninstall_entries)" "$V2"
+check "upgrade kept key, config and logs (byte for byte)" test "$(datasum)" = "$before"
+pra doctor
+check "after the upgrade: same key opens, login and rules without a new approval" bash -c '
+  grep -q "^OK   key unlocks on this PC" "$1" && grep -q "^OK   key approved" "$1" &&
+  grep -q "^doctor: all [0-9]* checks passed" "$1" || { cat "$1"; exit 1; }' _ "$LOG"
+
+# --- pra-gui.exe under Xvfb ----------------------------------------------------------------
+# A Linux process holds the busy rule's port again: the window shows one
+# forward up and one busy. No PRA_PASSPHRASE: the passphrase dialog asks,
+# with "Remember on this PC" (Windows Credential Manager) ticked.
+if serve "$T/holder2" "$OUT/logs/holder2.log" "127.0.0.1:$BUSY_PORT"; then HOLDER_PID="${PIDS[-1]}"; fi
+shot() { import -window root "$OUT/$1.png" 2>/dev/null; }
+gui_window() { # waits for the top-level window "PRA"; prints its id
+  local w
+  for _ in $(seq 120); do
+    w="$(xdotool search --onlyvisible --name '^PRA$' 2>/dev/null | head -1)"
+    [ -n "$w" ] && { echo "$w"; return 0; }
+    sleep 0.25
+  done
+  return 1
+}
+click() { # WINDOW X Y (window-relative)
+  xdotool mousemove --window "$1" "$2" "$3" click 1 2>/dev/null
+}
+user_log_lines() { wc -l <"$DATA/log/User.log" 2>/dev/null || echo 0; }
+marker="$(user_log_lines)"
+env -u PRA_PASSPHRASE wine "$GUI_EXE" >"$OUT/logs/gui-1.log" 2>&1 &
+GUI_PID=$!
+PIDS+=($GUI_PID)
+if W="$(gui_window)"; then
+  ok "pra-gui.exe: window up"
+  sleep 2
+  shot gui-1-start
+  eval "$(xdotool getwindowgeometry --shell "$W" 2>/dev/null)"
+  # Connect sits at the right end of the status row.
+  click "$W" $((WIDTH - 46)) 53
+  sleep 2
+  shot gui-2-passphrase
+  # The dialog is centred on the window: type the passphrase into its
+  # focused field, tick "Remember on this PC", press its Connect.
+  xdotool type --delay 20 "$PRA_PASSPHRASE" 2>/dev/null
+  click "$W" $((WIDTH / 2 - 203)) $((HEIGHT / 2 + 15))
+  sleep 0.5
+  shot gui-3-typed
+  click "$W" $((WIDTH / 2 - 178)) $((HEIGHT / 2 + 57))
+  check "pra-gui.exe: Connect clicked, passphrase typed: connected (User.log)" \
+    wait_for_new "$DATA/log/User.log" "$marker" "connected to $SSH_ADDR as alice" 60
+  check "pra-gui.exe: HTTP through its forward (curl 127.0.0.1:$WEB_PORT)" \
+    curl -fsS --max-time 20 -o /dev/null "http://127.0.0.1:$WEB_PORT/api/v1/health"
+  sleep 2
+  shot pra-gui
+  check "pra-gui.exe: per-rule state (web forwarding, busy WAR(10102)) in User.log" \
+    wait_for_new "$DATA/log/User.log" "$marker" "WAR\(10102\).*$BUSY_PORT" 20
+else
+  bad "pra-gui.exe: window up"
+fi
+check "screenshot of the connected window saved ($OUT/pra-gui.png)" test -s "$OUT/pra-gui.png"
 
 # --- panics ----------------------------------------------------------------------------------
 check "no panic in any pra.exe / pra-gui.exe run" bash -c '
