@@ -7,7 +7,7 @@
 //!   opens only with both the passphrase and this PC's identity
 //!   ([`crate::identity`]). `ssh-keygen -y -P <passphrase>` cannot open it,
 //!   and neither can the file plus the passphrase on another PC. Mode 0600
-//!   on Unix; on Windows the ACL is reduced to the user alone.
+//!   on Unix; on Windows the ACL is reduced to the user, SYSTEM and Administrators.
 //! - `pra_ed25519.meta` (TOML): public facts for `pra key show/export`
 //!   without the passphrase (user, public key, created time, what the key is
 //!   bound to) and per-attribute hints ([`crate::identity::hints`]) that let
@@ -673,8 +673,11 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> ClientRe
 }
 
 /// Windows: remove inherited permissions (ProgramData is readable by all
-/// users) and give the current user alone full control, with the stock
-/// `icacls` tool.
+/// users) and give full control to the current user, SYSTEM (`S-1-5-18`)
+/// and the Administrators group (`S-1-5-32-544`, backups and the helpdesk)
+/// only, with the stock `icacls` tool. (Wine's icacls accepts the call and
+/// changes nothing: the Windows lane checks the call, see
+/// docs/architecture.md.)
 #[cfg(windows)]
 fn restrict_to_user(path: &Path) -> std::io::Result<()> {
     let user = whoami::fallible::username().map_err(std::io::Error::other)?;
@@ -683,6 +686,8 @@ fn restrict_to_user(path: &Path) -> std::io::Result<()> {
         .arg("/inheritance:r")
         .arg("/grant:r")
         .arg(format!("{user}:F"))
+        .arg("*S-1-5-18:F")
+        .arg("*S-1-5-32-544:F")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
