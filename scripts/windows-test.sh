@@ -389,6 +389,14 @@ if W="$(gui_window)"; then
   shot pra-gui
   check "pra-gui.exe: per-rule state (web forwarding, busy WAR(10102)) in User.log" \
     wait_for_new "$DATA/log/User.log" "$marker" "WAR\(10102\).*$BUSY_PORT" 20
+  # Port-owner lookup (GetExtendedTcpTable) runs; Wine 8 reports pid 0
+  # (unknown) for every listener, so doctor says "used" without a name
+  # (on Windows: "used by pra-gui (pid N)"; see docs/architecture.md).
+  pra doctor
+  check "pra.exe doctor: the window's port and the Linux-held port both WAR(10102), no made-up owner" bash -c '
+    grep -q "^FAIL local port $2 free (rule web): WAR(10102) local port $2 is used\(: \| by pra-gui (pid [0-9]*)\)" "$1" &&
+    grep -q "^FAIL local port $3 free (rule busy): WAR(10102) local port $3 is used" "$1" && ! grep -q "pid 0" "$1" ||
+      { cat "$1"; exit 1; }' _ "$LOG" "$WEB_PORT" "$BUSY_PORT"
 else
   bad "pra-gui.exe: window up"
 fi
