@@ -423,6 +423,9 @@ shot gui-4-remembered
 stop_gui
 kill "$HOLDER_PID" 2>/dev/null
 wait "$HOLDER_PID" 2>/dev/null
+check "pra-gui.exe made its tray icon (Shell_NotifyIcon) without a warning in System.log" bash -c '
+  grep -q "pra-gui starting" "$1" && ! grep -qE "no system tray available|cannot (draw|change) the tray icon" "$1" ||
+    { grep -E "pra-gui|tray" "$1" | tail; exit 1; }' _ "$DATA/log/System.log"
 # Kept for the helpdesk view of this run.
 cp -r "$DATA/log" "$OUT/programdata-log" 2>/dev/null
 
