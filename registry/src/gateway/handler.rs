@@ -33,6 +33,8 @@ struct Identity {
     fingerprint: String,
     /// Store revision read before the decision (see `watch`).
     revision: i64,
+    /// The key's session slot until the session is registered.
+    _claim: super::session::Claim,
 }
 
 /// Per-connection handler.
@@ -96,12 +98,23 @@ impl GatewayHandler {
             Some(self.peer),
             serde_json::json!({ "reason": reason, "algorithm": algorithm }),
         );
-        self.shared.limits.record_failure(self.peer.ip());
-        let delay = self.shared.limits.penalty(self.peer.ip());
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
+        // A key at its session limit proved itself: not a failed login.
+        if reason != policy::RefuseReason::TooManySessions.as_str() {
+            self.shared
+                .limits
+                .record_failure(self.peer.ip(), Some(fingerprint));
         }
         Auth::reject()
+    }
+
+    /// Wait out the source's penalty before deciding on the proven key
+    /// `fingerprint` (see [`super::limits`]): accepted and refused alike.
+    async fn wait_penalty(&self, fingerprint: &str) {
+        let delay = self.shared.limits.penalty(self.peer.ip(), fingerprint);
+        if !delay.is_zero() {
+            tracing::debug!(source = %self.peer, delay_ms = delay.as_millis() as u64, "login attempt held back: failed logins from this source");
+            tokio::time::sleep(delay).await;
+        }
     }
 
     fn refuse_request(
@@ -147,6 +160,7 @@ impl russh::server::Handler for GatewayHandler {
         let fingerprint = pra_proto::fingerprint(key.public_key);
         let algorithm = key.algorithm.to_string();
         let strong = policy::signature_acceptable(key.algorithm);
+        self.wait_penalty(&fingerprint).await;
         let (u, f) = (user.to_owned(), fingerprint.clone());
         // The same store work for every outcome.
         let looked_up = blocking(&self.shared.store, move |s| {
@@ -178,12 +192,21 @@ impl russh::server::Handler for GatewayHandler {
             false => Err(policy::RefuseReason::WeakSignature),
         };
         let decision = policy::login(user, &facts).and(signature);
-        match decision {
-            Ok(()) => {
+        let claim = match decision {
+            Ok(()) => self
+                .shared
+                .sessions
+                .claim(&fingerprint, self.shared.cfg.max_sessions_per_key)
+                .ok_or(policy::RefuseReason::TooManySessions),
+            Err(reason) => Err(reason),
+        };
+        match claim {
+            Ok(claim) => {
                 self.identity = Some(Identity {
                     user: user.to_owned(),
                     fingerprint,
                     revision,
+                    _claim: claim,
                 });
                 Ok(Auth::Accept)
             }
@@ -203,6 +226,7 @@ impl russh::server::Handler for GatewayHandler {
             .public_key()
             .fingerprint(ssh_key::HashAlg::Sha256)
             .to_string();
+        self.wait_penalty(&fingerprint).await;
         Ok(self
             .refuse(
                 user,
@@ -229,7 +253,7 @@ impl russh::server::Handler for GatewayHandler {
         self.shared
             .sessions
             .register(Arc::clone(&state), id.revision);
-        self.shared.limits.record_success(self.peer.ip());
+        self.shared.limits.record_success(&state.fingerprint);
         let client = String::from_utf8_lossy(session.remote_sshid()).into_owned();
         tracing::info!(user = %state.user, fingerprint = %state.fingerprint, source = %self.peer, "session start");
         self.shared.audit.record(

@@ -1,6 +1,7 @@
 //! Pre-authentication protection that russh does not give: a global and a
 //! per-source cap on connections that have not logged in yet, and growing
-//! per-source penalties after failed logins.
+//! per-source penalties after failed logins that do not lock out the
+//! neighbours behind the same (NAT) address.
 //!
 //! - A source is an IPv4 address or an IPv6 /64 (IPv4-mapped IPv6 counts as
 //!   IPv4), so one attacker cannot dodge the per-source cap by rotating
@@ -11,10 +12,16 @@
 //!   client, which logs in within milliseconds, is evicted only after a
 //!   whole cap's worth of newer connections.
 //! - Failed logins (refused keys, login deadline missed) count per source;
-//!   past a few free ones, each new connection from that source waits
-//!   `base * 2^n` (capped) before the gateway even sends its banner, and
-//!   each further refusal is answered that much later. Failures are
-//!   forgotten after a quiet period or a successful login.
+//!   past a few free ones, each login attempt from that source with a key
+//!   that has not logged in before waits `base * 2^n`, capped at
+//!   [`PenaltyPolicy::max`], before it is decided (accepted and refused
+//!   alike, so giving up early teaches nothing). The wait happens after the
+//!   client proved it holds the key (russh checked the signature), so a key
+//!   that logged in successfully through this gateway recently is exempt:
+//!   the bad client's neighbours behind the same address are not slowed,
+//!   and a newcomer among them waits at most `max`, which stays well below
+//!   the client's per-step timeout ([`pra_proto::SSH_STEP_TIMEOUT`]).
+//!   Failures are forgotten after a quiet period.
 
 use super::killable::KillSwitch;
 use std::collections::HashMap;
@@ -29,7 +36,9 @@ pub struct PenaltyPolicy {
     pub free_failures: u32,
     /// Delay after the first failure beyond the free ones; doubles per failure.
     pub base: Duration,
-    /// Largest delay.
+    /// Largest delay; below the client's per-step timeout
+    /// ([`pra_proto::SSH_STEP_TIMEOUT`]) so a penalized address is slowed,
+    /// never locked out.
     pub max: Duration,
     /// A source's failures are forgotten after this long without a new one.
     pub forget_after: Duration,
@@ -40,7 +49,7 @@ impl Default for PenaltyPolicy {
         PenaltyPolicy {
             free_failures: 3,
             base: Duration::from_secs(1),
-            max: Duration::from_secs(60),
+            max: Duration::from_secs(10),
             forget_after: Duration::from_secs(15 * 60),
         }
     }
@@ -93,6 +102,10 @@ pub enum Refusal {
 
 /// Most sources with recorded failures kept in memory.
 const MAX_TRACKED_SOURCES: usize = 65_536;
+/// Most keys remembered as having logged in.
+const MAX_KNOWN_KEYS: usize = 65_536;
+/// A key that logged in is exempt from source penalties this long.
+const KNOWN_KEY_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
 
 struct Waiting {
     source: IpAddr,
@@ -110,6 +123,8 @@ struct State {
     waiting: HashMap<u64, Waiting>,
     per_source: HashMap<IpAddr, usize>,
     failures: HashMap<IpAddr, Failures>,
+    /// Fingerprints of keys that logged in, and when they last did.
+    known_keys: HashMap<String, Instant>,
     next_id: u64,
     evicted: u64,
 }
@@ -203,12 +218,16 @@ impl Limits {
         self.lock().evicted
     }
 
-    /// Note a failed login (refused key, missed deadline) from `ip`.
-    pub fn record_failure(&self, ip: IpAddr) {
+    /// Note a failed login from `ip`: a refused key (`fingerprint`, which
+    /// loses its exemption) or a missed login deadline (`None`).
+    pub fn record_failure(&self, ip: IpAddr, fingerprint: Option<&str>) {
         let source = source_key(ip);
         let now = Instant::now();
         let forget = self.penalty.forget_after;
         let mut st = self.lock();
+        if let Some(fp) = fingerprint {
+            st.known_keys.remove(fp);
+        }
         if st.failures.len() >= MAX_TRACKED_SOURCES && !st.failures.contains_key(&source) {
             st.failures
                 .retain(|_, f| now.saturating_duration_since(f.last) < forget);
@@ -234,18 +253,55 @@ impl Limits {
         f.last = now;
     }
 
-    /// Forget `ip`'s failures (it logged in).
-    pub fn record_success(&self, ip: IpAddr) {
-        self.lock().failures.remove(&source_key(ip));
+    /// `fingerprint` logged in: from now on it is exempt from source
+    /// penalties (its holder proved the key, and the key was approved).
+    /// The source's failures stay: a neighbour's success does not clear the
+    /// record of a bad client behind the same address.
+    pub fn record_success(&self, fingerprint: &str) {
+        let now = Instant::now();
+        let mut st = self.lock();
+        if st.known_keys.len() >= MAX_KNOWN_KEYS && !st.known_keys.contains_key(fingerprint) {
+            st.known_keys
+                .retain(|_, t| now.saturating_duration_since(*t) < KNOWN_KEY_FOR);
+            if st.known_keys.len() >= MAX_KNOWN_KEYS {
+                let oldest = st
+                    .known_keys
+                    .iter()
+                    .min_by_key(|(_, t)| **t)
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = oldest {
+                    st.known_keys.remove(&k);
+                }
+            }
+        }
+        st.known_keys.insert(fingerprint.to_owned(), now);
     }
 
-    /// How long `ip` waits before its next connection or refusal.
-    pub fn penalty(&self, ip: IpAddr) -> Duration {
+    /// How long a login attempt from `ip` with the proven key `fingerprint`
+    /// waits before it is decided: zero for a key that logged in recently,
+    /// else the source's penalty.
+    pub fn penalty(&self, ip: IpAddr, fingerprint: &str) -> Duration {
         let source = source_key(ip);
         let st = self.lock();
+        if st
+            .known_keys
+            .get(fingerprint)
+            .is_some_and(|t| t.elapsed() < KNOWN_KEY_FOR)
+        {
+            return Duration::ZERO;
+        }
         match st.failures.get(&source) {
             Some(f) if f.last.elapsed() < self.penalty.forget_after => self.penalty.delay(f.count),
             _ => Duration::ZERO,
+        }
+    }
+
+    /// Recent failures counted for `ip`'s source.
+    pub fn failures(&self, ip: IpAddr) -> u32 {
+        let st = self.lock();
+        match st.failures.get(&source_key(ip)) {
+            Some(f) if f.last.elapsed() < self.penalty.forget_after => f.count,
+            _ => 0,
         }
     }
 }
@@ -374,7 +430,7 @@ mod tests {
     }
 
     #[test]
-    fn failures_grow_the_penalty_until_success() {
+    fn failures_grow_the_penalty_but_not_for_keys_that_logged_in() {
         let l = Limits::new(
             AdmissionPolicy {
                 max_unauthenticated: 10,
@@ -388,17 +444,41 @@ mod tests {
             },
         );
         let a = ip("192.0.2.1");
-        assert_eq!(l.penalty(a), Duration::ZERO);
-        l.record_failure(a);
-        assert_eq!(l.penalty(a), Duration::ZERO);
-        l.record_failure(a);
-        assert_eq!(l.penalty(a), Duration::from_secs(1));
-        l.record_failure(a);
-        assert_eq!(l.penalty(a), Duration::from_secs(2));
+        let (junk, good, newcomer) = ("SHA256:junk", "SHA256:good", "SHA256:new");
+        assert_eq!(l.penalty(a, junk), Duration::ZERO);
+        l.record_failure(a, Some(junk));
+        assert_eq!(l.penalty(a, junk), Duration::ZERO);
+        l.record_failure(a, None);
+        assert_eq!(l.penalty(a, junk), Duration::from_secs(1));
+        l.record_failure(a, Some(junk));
+        assert_eq!(l.penalty(a, junk), Duration::from_secs(2));
         // IPv4-mapped spelling is the same source; others are unaffected
-        assert_eq!(l.penalty(ip("::ffff:192.0.2.1")), Duration::from_secs(2));
-        assert_eq!(l.penalty(ip("192.0.2.2")), Duration::ZERO);
-        l.record_success(a);
-        assert_eq!(l.penalty(a), Duration::ZERO);
+        assert_eq!(
+            l.penalty(ip("::ffff:192.0.2.1"), junk),
+            Duration::from_secs(2)
+        );
+        assert_eq!(l.penalty(ip("192.0.2.2"), junk), Duration::ZERO);
+        // a neighbour whose key logged in is not slowed; its success does
+        // not clear the source's record, so a newcomer still waits (capped)
+        l.record_success(good);
+        assert_eq!(l.penalty(a, good), Duration::ZERO);
+        assert_eq!(l.penalty(a, newcomer), Duration::from_secs(2));
+        assert_eq!(l.failures(a), 3);
+        for _ in 0..40 {
+            l.record_failure(a, Some(junk));
+        }
+        assert_eq!(l.penalty(a, newcomer), Duration::from_secs(8));
+        assert_eq!(l.penalty(a, good), Duration::ZERO);
+        // a known key that gets refused (revoked) loses its exemption
+        l.record_failure(a, Some(good));
+        assert_eq!(l.penalty(a, good), Duration::from_secs(8));
+    }
+
+    #[test]
+    fn the_longest_penalty_stays_below_the_client_timeout() {
+        let p = PenaltyPolicy::default();
+        assert_eq!(p.delay(u32::MAX), p.max);
+        // room for the handshake, the store lookup and the rejection time
+        assert!(p.max * 3 / 2 <= pra_proto::SSH_STEP_TIMEOUT, "{p:?}");
     }
 }

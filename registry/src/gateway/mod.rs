@@ -50,6 +50,9 @@ use tokio::sync::{oneshot, watch as watch_chan};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+/// Default of [`GatewayConfig::max_sessions_per_key`].
+pub const DEFAULT_MAX_SESSIONS_PER_KEY: usize = 4;
+
 /// Settings of the SSH gateway. [`GatewayConfig::new`] gives the defaults.
 #[derive(Clone, Debug)]
 pub struct GatewayConfig {
@@ -91,6 +94,11 @@ pub struct GatewayConfig {
     pub max_packet_size: u32,
     /// Forward channels one session may have open.
     pub max_forwards_per_session: usize,
+    /// Live sessions one key may hold at once; a further login with the key
+    /// is refused (the newest is refused: a stolen copy cannot push the
+    /// owner's session out, and reconnecting clients do not take turns
+    /// evicting each other).
+    pub max_sessions_per_key: usize,
 }
 
 impl GatewayConfig {
@@ -116,6 +124,7 @@ impl GatewayConfig {
             window_size: 2 * 1024 * 1024,
             max_packet_size: 32 * 1024,
             max_forwards_per_session: 128,
+            max_sessions_per_key: DEFAULT_MAX_SESSIONS_PER_KEY,
         }
     }
 }
@@ -302,17 +311,6 @@ async fn connection(
     mut stop: watch_chan::Receiver<bool>,
 ) {
     let _ = tcp.set_nodelay(true);
-    // A source with failed logins waits before it even gets the banner
-    // (holding one of its few unauthenticated slots meanwhile).
-    let delay = shared.limits.penalty(peer.ip());
-    if !delay.is_zero() {
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = kill.tripped() => return,
-            _ = stop.changed() => return,
-        }
-    }
-
     let stream = Killable::new(tcp, kill.clone());
     let (authed_tx, authed_rx) = oneshot::channel();
     let handler = handler::GatewayHandler::new(Arc::clone(&shared), peer, kill.clone(), authed_tx);
@@ -328,7 +326,7 @@ async fn connection(
             }
             Err(_) => {
                 tracing::debug!(%peer, "no ssh banner before the login deadline");
-                shared.limits.record_failure(peer.ip());
+                shared.limits.record_failure(peer.ip(), None);
                 return;
             }
         };
@@ -348,7 +346,7 @@ async fn connection(
         }
         () = tokio::time::sleep_until(deadline) => {
             tracing::debug!(%peer, "login deadline missed; connection closed");
-            shared.limits.record_failure(peer.ip());
+            shared.limits.record_failure(peer.ip(), None);
             kill.trip();
             let _ = tokio::time::timeout(Duration::from_secs(5), &mut running).await;
             return;

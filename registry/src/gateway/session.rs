@@ -261,9 +261,54 @@ impl SessionState {
 pub struct Sessions {
     inner: Mutex<HashMap<u64, (Arc<SessionState>, i64)>>,
     next: AtomicU64,
+    /// Logins decided but not yet registered, per key fingerprint.
+    claims: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// A session slot of one key, held from the login decision until the
+/// session is registered (or the login falls through): concurrent logins
+/// of one key cannot overshoot [`Sessions::claim`]'s limit.
+pub struct Claim {
+    claims: Arc<Mutex<HashMap<String, usize>>>,
+    fingerprint: String,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut claims = lock(&self.claims);
+        if let Some(n) = claims.get_mut(&self.fingerprint) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                claims.remove(&self.fingerprint);
+            }
+        }
+    }
 }
 
 impl Sessions {
+    /// Claim a session slot for `fingerprint` if it holds fewer than `max`
+    /// sessions (live or being set up); `None` when it is at its limit (the
+    /// newest login is the one refused).
+    pub fn claim(&self, fingerprint: &str, max: usize) -> Option<Claim> {
+        // Lock order: sessions, then claims (as in `Claim::drop`, which
+        // takes only the claims).
+        let inner = lock(&self.inner);
+        let mut claims = lock(&self.claims);
+        let live = inner
+            .values()
+            .filter(|(s, _)| s.fingerprint == fingerprint && !s.is_revoked())
+            .count();
+        let pending = claims.get(fingerprint).copied().unwrap_or(0);
+        if live + pending >= max {
+            return None;
+        }
+        *claims.entry(fingerprint.to_owned()).or_insert(0) += 1;
+        Some(Claim {
+            claims: Arc::clone(&self.claims),
+            fingerprint: fingerprint.to_owned(),
+        })
+    }
+
     /// A fresh session id.
     pub fn next_id(&self) -> u64 {
         self.next.fetch_add(1, Ordering::Relaxed)
