@@ -90,14 +90,17 @@ impl GatewayHandler {
         algorithm: String,
     ) -> Auth {
         self.login.refused();
-        tracing::info!(user = %pra_proto::sanitize::sanitize(user, 64), %fingerprint, source = %self.peer, %reason, "login refused");
-        self.shared.audit.record(
-            "login.refused",
+        let individual = self.shared.refusals.record(
             Some(user),
             Some(fingerprint),
-            Some(self.peer),
+            self.peer,
             serde_json::json!({ "reason": reason, "algorithm": algorithm }),
         );
+        if individual {
+            tracing::info!(user = %pra_proto::sanitize::sanitize(user, 64), %fingerprint, source = %self.peer, %reason, "login refused");
+        } else {
+            tracing::debug!(user = %pra_proto::sanitize::sanitize(user, 64), %fingerprint, source = %self.peer, %reason, "login refused (aggregated)");
+        }
         // A key at its session limit proved itself: not a failed login.
         if reason != policy::RefuseReason::TooManySessions.as_str() {
             self.shared
@@ -177,11 +180,10 @@ impl russh::server::Handler for GatewayHandler {
                 // record that counts.
                 self.login.refused();
                 tracing::error!(user = %pra_proto::sanitize::sanitize(user, 64), %fingerprint, source = %self.peer, reason = "registry_unreachable", error = %e, "login refused: the registry database cannot be read");
-                self.shared.audit.record(
-                    "login.refused",
+                self.shared.refusals.record(
                     Some(user),
                     Some(&fingerprint),
-                    Some(self.peer),
+                    self.peer,
                     serde_json::json!({ "reason": "registry_unreachable", "algorithm": algorithm }),
                 );
                 return Ok(Auth::reject());

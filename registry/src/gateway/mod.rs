@@ -36,7 +36,7 @@ pub mod watch;
 use crate::error::RegistryError;
 use crate::model::{Actor, NewSession, SessionProgress, now};
 use crate::store::{Change, Store, StoreResult};
-use audit::Audit;
+use audit::{Audit, RefusalAuditPolicy, Refusals};
 use hostkey::HostKey;
 use killable::{KillSwitch, Killable};
 use limits::{AdmissionPolicy, Limits, PenaltyPolicy, Ticket};
@@ -94,6 +94,8 @@ pub struct GatewayConfig {
     pub max_packet_size: u32,
     /// Forward channels one session may have open.
     pub max_forwards_per_session: usize,
+    /// How refused logins are aggregated in the audit log.
+    pub refusal_audit: RefusalAuditPolicy,
     /// Live sessions one key may hold at once; a further login with the key
     /// is refused (the newest is refused: a stolen copy cannot push the
     /// owner's session out, and reconnecting clients do not take turns
@@ -125,6 +127,7 @@ impl GatewayConfig {
             max_packet_size: 32 * 1024,
             max_forwards_per_session: 128,
             max_sessions_per_key: DEFAULT_MAX_SESSIONS_PER_KEY,
+            refusal_audit: RefusalAuditPolicy::default(),
         }
     }
 }
@@ -169,6 +172,8 @@ pub struct Shared {
     pub limits: Arc<Limits>,
     /// Audit events.
     pub audit: Arc<Audit>,
+    /// Refused logins (aggregated per source into `audit`).
+    pub refusals: Refusals,
 }
 
 /// Run a store call on the blocking pool.
@@ -219,6 +224,7 @@ pub async fn run(
         }
     }
     let feed = store.subscribe();
+    let config_refusals = config.refusal_audit;
     let shared = Arc::new(Shared {
         store,
         gateway_id: id,
@@ -227,11 +233,26 @@ pub async fn run(
         limits: Limits::new(config.admission, config.penalty),
         cfg: config,
         sessions: Sessions::default(),
+        refusals: Refusals::new(Arc::clone(&audit), config_refusals),
         audit,
     });
     let (stop_tx, stop_rx) = watch_chan::channel(false);
     let watcher = tokio::spawn(watch::run(Arc::clone(&shared), stop_rx.clone()));
     let heartbeat = tokio::spawn(watch::heartbeat(Arc::clone(&shared), stop_rx.clone()));
+    let summaries = {
+        let shared = Arc::clone(&shared);
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(shared.refusals.tick());
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => shared.refusals.flush(false),
+                    _ = stop.changed() => break,
+                }
+            }
+        })
+    };
     tracing::info!(addr = %local, gateway = %shared.gateway_id, host_key = %shared.cfg.host_key.fingerprint(), "ssh gateway listening");
 
     let mut conns = JoinSet::new();
@@ -284,6 +305,8 @@ pub async fn run(
     }
     let _ = watcher.await;
     let _ = heartbeat.await;
+    let _ = summaries.await;
+    shared.refusals.flush(true);
     shared.audit.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), audit_writer).await;
     Ok(())
