@@ -76,6 +76,9 @@ impl GatewayHandler {
     }
 
     fn note_user(&mut self, user: &str) {
+        // Key exchange is done: this connection outranks fresh ones at the
+        // pre-auth cap (see `limits`).
+        self.kill.advance(super::killable::PROGRESS_AUTHENTICATING);
         if self.login.attempt(user) {
             // A new name: nothing decided for the previous one carries over.
             self.identity = None;
@@ -255,7 +258,9 @@ impl russh::server::Handler for GatewayHandler {
         self.shared
             .sessions
             .register(Arc::clone(&state), id.revision);
-        self.shared.limits.record_success(&state.fingerprint);
+        self.shared
+            .limits
+            .record_success(self.peer.ip(), &state.fingerprint);
         let client = String::from_utf8_lossy(session.remote_sshid()).into_owned();
         tracing::info!(user = %state.user, fingerprint = %state.fingerprint, source = %self.peer, "session start");
         self.shared.audit.record(

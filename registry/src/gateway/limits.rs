@@ -7,10 +7,17 @@
 //!   IPv4), so one attacker cannot dodge the per-source cap by rotating
 //!   addresses inside its own prefix.
 //! - Over the per-source cap, a new connection is closed at once.
-//! - At the global cap, the *oldest* waiting connection is evicted to make
-//!   room: a flood from many sources cannot lock everyone out, and a real
-//!   client, which logs in within milliseconds, is evicted only after a
-//!   whole cap's worth of newer connections.
+//! - At the global cap, one waiting connection is evicted to make room:
+//!   the one that got least far, oldest first. A connection from a source
+//!   that logged in recently goes last; among the others, one that has sent
+//!   nothing (for 50 ms) goes before one that sent only its version line,
+//!   which goes before one that sent its key-exchange messages, which goes
+//!   before one that finished the key exchange and is authenticating. A
+//!   churn flood (connections dropped or abandoned early, from many
+//!   addresses) therefore evicts its own connections, while a real client,
+//!   which gets through banner and key exchange in milliseconds, keeps its
+//!   slot. Evictions and per-source refusals are counted and reported at
+//!   WARN at most every 10 seconds by the gateway.
 //! - Failed logins (refused keys, login deadline missed) count per source;
 //!   past a few free ones, each login attempt from that source with a key
 //!   that has not logged in before waits `base * 2^n`, capped at
@@ -23,7 +30,7 @@
 //!   the client's per-step timeout ([`pra_proto::SSH_STEP_TIMEOUT`]).
 //!   Failures are forgotten after a quiet period.
 
-use super::killable::KillSwitch;
+use super::killable::{KillSwitch, PROGRESS_TALKING};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -100,17 +107,24 @@ pub enum Refusal {
     SourceBusy,
 }
 
+/// A connection that has sent nothing yet counts as silent (first to go at
+/// the global cap) only after this long.
+const SILENCE_GRACE: Duration = Duration::from_millis(50);
+
 /// Most sources with recorded failures kept in memory.
 const MAX_TRACKED_SOURCES: usize = 65_536;
-/// Most keys remembered as having logged in.
+/// Most keys (and, separately, sources) remembered as having logged in.
 const MAX_KNOWN_KEYS: usize = 65_536;
-/// A key that logged in is exempt from source penalties this long.
+/// A key that logged in is exempt from source penalties this long (and its
+/// source goes last at the global cap).
 const KNOWN_KEY_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
 
 struct Waiting {
     source: IpAddr,
     admitted: Instant,
     kill: KillSwitch,
+    /// Its source logged in recently.
+    known: bool,
 }
 
 struct Failures {
@@ -125,8 +139,11 @@ struct State {
     failures: HashMap<IpAddr, Failures>,
     /// Fingerprints of keys that logged in, and when they last did.
     known_keys: HashMap<String, Instant>,
+    /// Sources a login succeeded from, and when it last did.
+    known_sources: HashMap<IpAddr, Instant>,
     next_id: u64,
     evicted: u64,
+    refused_busy: u64,
 }
 
 impl State {
@@ -175,13 +192,27 @@ impl Limits {
         if st.per_source.get(&source).copied().unwrap_or(0)
             >= self.admission.max_unauthenticated_per_source
         {
+            st.refused_busy += 1;
             return Err(Refusal::SourceBusy);
         }
+        let now = Instant::now();
+        let known = st
+            .known_sources
+            .get(&source)
+            .is_some_and(|t| now.saturating_duration_since(*t) < KNOWN_KEY_FOR);
         while st.waiting.len() >= self.admission.max_unauthenticated.max(1) {
             let oldest = st
                 .waiting
                 .iter()
-                .min_by_key(|(id, w)| (w.admitted, **id))
+                .min_by_key(|(id, w)| {
+                    // A brand-new connection has not had the time to talk.
+                    let young = now.saturating_duration_since(w.admitted) < SILENCE_GRACE;
+                    let progress = match w.kill.progress() {
+                        0 if young => PROGRESS_TALKING,
+                        p => p,
+                    };
+                    (w.known, progress, w.admitted, **id)
+                })
                 .map(|(id, _)| *id);
             let Some(oldest) = oldest else { break };
             if let Some(w) = st.waiting.get(&oldest) {
@@ -196,8 +227,9 @@ impl Limits {
             id,
             Waiting {
                 source,
-                admitted: Instant::now(),
+                admitted: now,
                 kill,
+                known,
             },
         );
         *st.per_source.entry(source).or_insert(0) += 1;
@@ -216,6 +248,11 @@ impl Limits {
     /// Connections evicted at the global cap so far.
     pub fn evicted(&self) -> u64 {
         self.lock().evicted
+    }
+
+    /// Connections closed at once because their source was at its cap.
+    pub fn refused_busy(&self) -> u64 {
+        self.lock().refused_busy
     }
 
     /// Note a failed login from `ip`: a refused key (`fingerprint`, which
@@ -253,28 +290,16 @@ impl Limits {
         f.last = now;
     }
 
-    /// `fingerprint` logged in: from now on it is exempt from source
-    /// penalties (its holder proved the key, and the key was approved).
-    /// The source's failures stay: a neighbour's success does not clear the
-    /// record of a bad client behind the same address.
-    pub fn record_success(&self, fingerprint: &str) {
+    /// `fingerprint` logged in from `ip`: from now on the key is exempt
+    /// from source penalties (its holder proved the key, and the key was
+    /// approved), and connections from the source go last at the global
+    /// cap. The source's failures stay: a neighbour's success does not clear
+    /// the record of a bad client behind the same address.
+    pub fn record_success(&self, ip: IpAddr, fingerprint: &str) {
         let now = Instant::now();
         let mut st = self.lock();
-        if st.known_keys.len() >= MAX_KNOWN_KEYS && !st.known_keys.contains_key(fingerprint) {
-            st.known_keys
-                .retain(|_, t| now.saturating_duration_since(*t) < KNOWN_KEY_FOR);
-            if st.known_keys.len() >= MAX_KNOWN_KEYS {
-                let oldest = st
-                    .known_keys
-                    .iter()
-                    .min_by_key(|(_, t)| **t)
-                    .map(|(k, _)| k.clone());
-                if let Some(k) = oldest {
-                    st.known_keys.remove(&k);
-                }
-            }
-        }
-        st.known_keys.insert(fingerprint.to_owned(), now);
+        remember(&mut st.known_keys, fingerprint.to_owned(), now);
+        remember(&mut st.known_sources, source_key(ip), now);
     }
 
     /// How long a login attempt from `ip` with the proven key `fingerprint`
@@ -304,6 +329,20 @@ impl Limits {
             _ => 0,
         }
     }
+}
+
+/// Note `key` as seen at `now` in a bounded map of recent entries.
+fn remember<K: std::hash::Hash + Eq + Clone>(map: &mut HashMap<K, Instant>, key: K, now: Instant) {
+    if map.len() >= MAX_KNOWN_KEYS && !map.contains_key(&key) {
+        map.retain(|_, t| now.saturating_duration_since(*t) < KNOWN_KEY_FOR);
+        if map.len() >= MAX_KNOWN_KEYS {
+            let oldest = map.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                map.remove(&k);
+            }
+        }
+    }
+    map.insert(key, now);
 }
 
 /// An admitted, not yet authenticated connection's slot.
@@ -430,6 +469,47 @@ mod tests {
     }
 
     #[test]
+    fn at_the_cap_the_least_progressed_and_unknown_go_first() {
+        let l = limits(4, 10);
+        let known_ip = ip("198.51.100.7");
+        l.record_success(known_ip, "SHA256:k");
+        let silent_old = KillSwitch::new();
+        let talking = KillSwitch::new();
+        let authenticating = KillSwitch::new();
+        let known_silent = KillSwitch::new();
+        let _t: Vec<Ticket> = [
+            (ip("192.0.2.1"), &silent_old),
+            (ip("192.0.2.2"), &talking),
+            (ip("192.0.2.3"), &authenticating),
+            (known_ip, &known_silent),
+        ]
+        .into_iter()
+        .map(|(a, k)| l.admit(a, k.clone()).unwrap())
+        .collect();
+        talking.advance(crate::gateway::killable::PROGRESS_TALKING);
+        authenticating.advance(crate::gateway::killable::PROGRESS_AUTHENTICATING);
+        std::thread::sleep(SILENCE_GRACE);
+        // four newcomers (young, so counted as talking): the silent old one
+        // goes, then the talking one, then the oldest newcomers; the
+        // authenticating and the known source's connections stay
+        let newcomers: Vec<KillSwitch> = (0..4).map(|_| KillSwitch::new()).collect();
+        let mut held = Vec::new();
+        for (i, k) in newcomers.iter().enumerate() {
+            held.push(
+                l.admit(IpAddr::V4(Ipv4Addr::new(203, 0, 113, i as u8)), k.clone())
+                    .unwrap(),
+            );
+        }
+        assert!(silent_old.is_tripped());
+        assert!(talking.is_tripped());
+        assert!(!authenticating.is_tripped());
+        assert!(!known_silent.is_tripped());
+        assert!(newcomers[0].is_tripped() && newcomers[1].is_tripped());
+        assert!(!newcomers[2].is_tripped() && !newcomers[3].is_tripped());
+        assert_eq!(l.evicted(), 4);
+    }
+
+    #[test]
     fn failures_grow_the_penalty_but_not_for_keys_that_logged_in() {
         let l = Limits::new(
             AdmissionPolicy {
@@ -460,7 +540,7 @@ mod tests {
         assert_eq!(l.penalty(ip("192.0.2.2"), junk), Duration::ZERO);
         // a neighbour whose key logged in is not slowed; its success does
         // not clear the source's record, so a newcomer still waits (capped)
-        l.record_success(good);
+        l.record_success(ip("192.0.2.9"), good);
         assert_eq!(l.penalty(a, good), Duration::ZERO);
         assert_eq!(l.penalty(a, newcomer), Duration::from_secs(2));
         assert_eq!(l.failures(a), 3);

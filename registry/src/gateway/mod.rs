@@ -113,7 +113,7 @@ impl GatewayConfig {
             auth_rejection_time: Duration::from_secs(1),
             max_auth_attempts: 6,
             admission: AdmissionPolicy {
-                max_unauthenticated: 256,
+                max_unauthenticated: 1024,
                 max_unauthenticated_per_source: 10,
             },
             penalty: PenaltyPolicy::default(),
@@ -245,9 +245,13 @@ pub async fn run(
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(shared.refusals.tick());
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut flood = tokio::time::interval(FLOOD_REPORT);
+            flood.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut seen = (0, 0);
             loop {
                 tokio::select! {
                     _ = tick.tick() => shared.refusals.flush(false),
+                    _ = flood.tick() => seen = report_flood(&shared.limits, seen),
                     _ = stop.changed() => break,
                 }
             }
@@ -310,6 +314,26 @@ pub async fn run(
     shared.audit.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), audit_writer).await;
     Ok(())
+}
+
+/// Pre-auth floods are reported at most this often.
+const FLOOD_REPORT: Duration = Duration::from_secs(10);
+
+/// One WARN line when connections were evicted at the pre-auth cap or
+/// refused at a source's cap since the counts `seen`; the new counts.
+fn report_flood(limits: &Limits, seen: (u64, u64)) -> (u64, u64) {
+    let now = (limits.evicted(), limits.refused_busy());
+    let (evicted, refused) = (now.0 - seen.0, now.1 - seen.1);
+    if evicted > 0 || refused > 0 {
+        tracing::warn!(
+            evicted,
+            refused_source_busy = refused,
+            unauthenticated = limits.unauthenticated(),
+            secs = FLOOD_REPORT.as_secs(),
+            "connection flood: unauthenticated connections evicted at the cap or refused at their source's cap"
+        );
+    }
+    now
 }
 
 /// How a session ended, for `session.end`.
