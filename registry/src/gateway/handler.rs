@@ -254,6 +254,7 @@ impl russh::server::Handler for GatewayHandler {
             self.peer,
             session.handle(),
             self.kill.clone(),
+            super::memory::Budget::new(self.shared.cfg.session_window_budget),
         );
         self.shared
             .sessions
@@ -470,7 +471,8 @@ impl russh::server::Handler for GatewayHandler {
         }
         // Data arrives through `data` below; the read half is not used.
         let (_read, write) = channel.split();
-        let (inbound, outlet) = forward::queue(self.shared.cfg.window_size);
+        let (inbound, outlet) =
+            forward::queue(super::memory::initial_window(self.shared.cfg.window_size));
         let id = write.id();
         let req = forward::Request {
             session: Arc::clone(state),

@@ -9,6 +9,7 @@
 //! - [`killable`]: sockets the gateway can cut from outside.
 //! - [`handler`]: the russh handler (authentication, channels, requests).
 //! - [`forward`]: `direct-tcpip` channels with per-channel flow control.
+//! - [`memory`]: window budgets per session and gateway; heap trimming.
 //! - [`session`]: a logged-in session's state and byte counts.
 //! - [`watch`]: live revocation, disconnect requests, the registry outage
 //!   policy, and the live-sessions rows (heartbeats) in the store.
@@ -28,6 +29,7 @@ pub mod handler;
 pub mod hostkey;
 pub mod killable;
 pub mod limits;
+pub mod memory;
 pub mod policy;
 pub mod session;
 pub mod transport;
@@ -92,6 +94,11 @@ pub struct GatewayConfig {
     pub window_size: u32,
     /// Largest data packet the client may send.
     pub max_packet_size: u32,
+    /// Receive windows of one session's forwards together (bytes; see
+    /// [`memory`]): a session's channels share it.
+    pub session_window_budget: u64,
+    /// Receive windows of all forwards of the gateway together (bytes).
+    pub gateway_window_budget: u64,
     /// Forward channels one session may have open.
     pub max_forwards_per_session: usize,
     /// How refused logins are aggregated in the audit log.
@@ -125,6 +132,8 @@ impl GatewayConfig {
             connect_timeout: Duration::from_secs(10),
             window_size: 2 * 1024 * 1024,
             max_packet_size: 32 * 1024,
+            session_window_budget: 32 * 1024 * 1024,
+            gateway_window_budget: 1024 * 1024 * 1024,
             max_forwards_per_session: 128,
             max_sessions_per_key: DEFAULT_MAX_SESSIONS_PER_KEY,
             refusal_audit: RefusalAuditPolicy::default(),
@@ -174,6 +183,10 @@ pub struct Shared {
     pub audit: Arc<Audit>,
     /// Refused logins (aggregated per source into `audit`).
     pub refusals: Refusals,
+    /// Receive windows of all forwards (see [`memory`]).
+    pub window_budget: Arc<memory::Budget>,
+    /// Returns freed heap to the system after sessions end.
+    pub trimmer: memory::Trimmer,
 }
 
 /// Run a store call on the blocking pool.
@@ -225,6 +238,7 @@ pub async fn run(
     }
     let feed = store.subscribe();
     let config_refusals = config.refusal_audit;
+    let config_budget = config.gateway_window_budget;
     let shared = Arc::new(Shared {
         store,
         gateway_id: id,
@@ -234,11 +248,18 @@ pub async fn run(
         cfg: config,
         sessions: Sessions::default(),
         refusals: Refusals::new(Arc::clone(&audit), config_refusals),
+        window_budget: memory::Budget::new(config_budget),
+        trimmer: memory::Trimmer::default(),
         audit,
     });
     let (stop_tx, stop_rx) = watch_chan::channel(false);
     let watcher = tokio::spawn(watch::run(Arc::clone(&shared), stop_rx.clone()));
     let heartbeat = tokio::spawn(watch::heartbeat(Arc::clone(&shared), stop_rx.clone()));
+    let trimmer = {
+        let shared = Arc::clone(&shared);
+        let stop = stop_rx.clone();
+        tokio::spawn(async move { shared.trimmer.run(Duration::from_secs(1), stop).await })
+    };
     let summaries = {
         let shared = Arc::clone(&shared);
         let mut stop = stop_rx.clone();
@@ -310,6 +331,7 @@ pub async fn run(
     let _ = watcher.await;
     let _ = heartbeat.await;
     let _ = summaries.await;
+    let _ = trimmer.await;
     shared.refusals.flush(true);
     shared.audit.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), audit_writer).await;
@@ -424,6 +446,7 @@ async fn connection(
     kill.trip();
     state.abort_forwards();
     shared.sessions.unregister(state.id);
+    shared.trimmer.request();
     let reason = state.end_reason().unwrap_or_else(|| describe(&result));
     let tallies = state.tallies();
     let (mut up, mut down) = (0u64, 0u64);

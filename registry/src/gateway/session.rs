@@ -2,6 +2,7 @@
 //! rules (cached per store revision), and how to end it from outside.
 
 use super::killable::KillSwitch;
+use super::memory::Budget;
 use super::{Shared, blocking};
 use crate::error::RegistryError;
 use crate::model::RuleRecord;
@@ -75,6 +76,8 @@ pub struct SessionState {
     pub handle: russh::server::Handle,
     /// Cuts the socket.
     pub kill: KillSwitch,
+    /// Receive windows of its forwards (see [`super::memory`]).
+    pub window_budget: Arc<Budget>,
     revoked: AtomicBool,
     end_reason: Mutex<Option<String>>,
     forwards: Mutex<Forwards>,
@@ -100,6 +103,7 @@ impl SessionState {
         source: SocketAddr,
         handle: russh::server::Handle,
         kill: KillSwitch,
+        window_budget: Arc<Budget>,
     ) -> Arc<Self> {
         Arc::new(SessionState {
             id,
@@ -109,6 +113,7 @@ impl SessionState {
             started: Instant::now(),
             handle,
             kill,
+            window_budget,
             revoked: AtomicBool::new(false),
             end_reason: Mutex::new(None),
             forwards: Mutex::new(Forwards::default()),
