@@ -153,7 +153,7 @@ async fn timed_login(
 /// by the gateway while held).
 async fn churn(
     to: SocketAddr,
-    addresses: u8,
+    addresses: usize,
     workers: usize,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> (u64, u64) {
@@ -165,7 +165,8 @@ async fn churn(
             let mut i = w;
             while !*stop.borrow() {
                 i = i.wrapping_add(workers);
-                let source = Ipv4Addr::new(127, 0, 4, 1 + (i % addresses as usize) as u8);
+                let k = i % addresses;
+                let source = Ipv4Addr::new(127, 1, (k / 250) as u8, 1 + (k % 250) as u8);
                 let s = TcpSocket::new_v4().unwrap();
                 s.bind(SocketAddr::new(source.into(), 0)).unwrap();
                 let Ok(mut s) = s.connect(to).await else {
@@ -213,34 +214,42 @@ async fn churn(
 async fn a_churn_flood_from_many_addresses_does_not_keep_logins_out() {
     // Scaled down for CI: a cap of 256 unauthenticated connections (1,024
     // shipped) against what two loaded cores can churn (the flood runs in
-    // this process, on the gateway's two runtime threads).
-    let gw = Gateway::start_with(|cfg| cfg.admission.max_unauthenticated = 256).await;
+    // this process, on the gateway's two runtime threads), 100 addresses,
+    // 20 logins. PRA_FLOOD_FULL=1 (with --release) runs the full size: the
+    // shipped cap, 400 addresses, 2,000 flood workers, 100 logins.
+    let full = std::env::var_os("PRA_FLOOD_FULL").is_some();
+    let (cap, addresses, workers, logins) = if full {
+        (1024, 400, 2000, 100u8)
+    } else {
+        (256, 100, 400, 20)
+    };
+    let gw = Gateway::start_with(|cfg| cfg.admission.max_unauthenticated = cap).await;
     let key = random_ed25519();
     gw.approved("alice", &key);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let started = Instant::now();
-    let flood = tokio::spawn(churn(gw.addr, 100, 400, stop_rx));
+    let flood = tokio::spawn(churn(gw.addr, addresses, workers, stop_rx));
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // Logins during the flood, each from an address that never logged in.
     let mut times = Vec::new();
     let mut failures = Vec::new();
-    for i in 0..20u8 {
+    for i in 0..logins {
         let source: IpAddr = Ipv4Addr::new(127, 0, 5, 1 + i).into();
         match tokio::time::timeout(Duration::from_secs(10), timed_login(&gw, source, &key)).await {
             Ok(Ok(took)) => times.push(took),
             Ok(Err(e)) => failures.push(e),
             Err(_) => failures.push("no answer within 10 s".into()),
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
     }
     let _ = stop_tx.send(true);
     let (opened, evicted) = flood.await.unwrap();
     let secs = started.elapsed().as_secs_f64();
     times.sort();
     eprintln!(
-        "churn: {opened} connections in {secs:.1} s ({:.0}/s) from 100 addresses, {evicted} evicted; \
+        "churn: {opened} connections in {secs:.1} s ({:.0}/s) from {addresses} addresses, {evicted} evicted; \
          logins: {} ok, failures {failures:?}, times {times:?}",
         opened as f64 / secs,
         times.len()
@@ -249,14 +258,16 @@ async fn a_churn_flood_from_many_addresses_does_not_keep_logins_out() {
         evicted > 0,
         "the flood never reached the cap: the test shows nothing"
     );
+    // every login at CI size; at full size at least 99% (the target)
+    let allowed = usize::from(logins) / 100 * usize::from(full);
     assert!(
-        failures.is_empty(),
+        failures.len() <= allowed,
         "logins failed during the flood: {failures:?}"
     );
-    let slowest = *times.last().unwrap();
-    assert!(
-        slowest < Duration::from_secs(2),
-        "slowest login {slowest:?}"
-    );
+    let slow = times
+        .iter()
+        .filter(|t| **t >= Duration::from_secs(2))
+        .count();
+    assert!(slow <= allowed, "{slow} logins took 2 s or more: {times:?}");
     gw.stop().await;
 }
