@@ -119,7 +119,9 @@ impl GatewayHandler {
         let delay = self.shared.limits.penalty(self.peer.ip(), fingerprint);
         if !delay.is_zero() {
             tracing::debug!(source = %self.peer, delay_ms = delay.as_millis() as u64, "login attempt held back: failed logins from this source");
+            self.kill.hold(true);
             tokio::time::sleep(delay).await;
+            self.kill.hold(false);
         }
     }
 

@@ -22,6 +22,8 @@ struct Inner {
     progress: AtomicU8,
     /// Bytes the peer sent before it authenticated.
     bytes_read: AtomicU64,
+    /// The connection is waiting out a failed-login penalty.
+    held: AtomicBool,
     wakers: Mutex<[Option<Waker>; 2]>,
     notify: tokio::sync::Notify,
 }
@@ -90,6 +92,17 @@ impl KillSwitch {
         if self.0.progress.load(Ordering::Relaxed) < level {
             self.0.progress.fetch_max(level, Ordering::Relaxed);
         }
+    }
+
+    /// The connection is (or no longer is) waiting out a failed-login
+    /// penalty: at its source's cap, such a connection makes room.
+    pub fn hold(&self, held: bool) {
+        self.0.held.store(held, Ordering::Relaxed);
+    }
+
+    /// Is it waiting out a penalty?
+    pub fn is_held(&self) -> bool {
+        self.0.held.load(Ordering::Relaxed)
     }
 
     /// How far the connection got.

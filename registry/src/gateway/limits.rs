@@ -6,7 +6,9 @@
 //! - A source is an IPv4 address or an IPv6 /64 (IPv4-mapped IPv6 counts as
 //!   IPv4), so one attacker cannot dodge the per-source cap by rotating
 //!   addresses inside its own prefix.
-//! - Over the per-source cap, a new connection is closed at once.
+//! - Over the per-source cap, a new connection is closed at once, unless
+//!   one of the source's connections is waiting out a failed-login
+//!   penalty: that one is closed instead.
 //! - At the global cap, one waiting connection is evicted to make room:
 //!   the one that got least far, oldest first. A connection from a source
 //!   that logged in recently goes last; among the others, one that has sent
@@ -192,8 +194,28 @@ impl Limits {
         if st.per_source.get(&source).copied().unwrap_or(0)
             >= self.admission.max_unauthenticated_per_source
         {
-            st.refused_busy += 1;
-            return Err(Refusal::SourceBusy);
+            // A connection of this source that is waiting out a penalty
+            // makes room (a bad client behind a shared address cannot hold
+            // its neighbours' slots); otherwise the newcomer is refused.
+            let held = st
+                .waiting
+                .iter()
+                .filter(|(_, w)| w.source == source && w.kill.is_held())
+                .min_by_key(|(id, w)| (w.admitted, **id))
+                .map(|(id, _)| *id);
+            match held {
+                Some(id) => {
+                    if let Some(w) = st.waiting.get(&id) {
+                        w.kill.trip();
+                    }
+                    st.release(id);
+                    st.evicted += 1;
+                }
+                None => {
+                    st.refused_busy += 1;
+                    return Err(Refusal::SourceBusy);
+                }
+            }
         }
         let now = Instant::now();
         let known = st
@@ -444,6 +466,25 @@ mod tests {
         t1.authenticated();
         assert_eq!(l.unauthenticated(), 2);
         let _t4 = l.admit(a, KillSwitch::new()).unwrap();
+    }
+
+    #[test]
+    fn at_the_source_cap_a_penalized_connection_makes_room() {
+        let l = limits(100, 2);
+        let a = ip("192.0.2.1");
+        let bad = KillSwitch::new();
+        let other = KillSwitch::new();
+        let _t1 = l.admit(a, bad.clone()).unwrap();
+        let _t2 = l.admit(a, other.clone()).unwrap();
+        assert_eq!(
+            l.admit(a, KillSwitch::new()).err(),
+            Some(Refusal::SourceBusy)
+        );
+        bad.hold(true);
+        let _t3 = l.admit(a, KillSwitch::new()).unwrap();
+        assert!(bad.is_tripped() && !other.is_tripped());
+        assert_eq!(l.unauthenticated(), 2);
+        assert_eq!(l.refused_busy(), 1);
     }
 
     #[test]
