@@ -97,3 +97,18 @@ async fn concurrent_logins_of_one_key_do_not_overshoot_the_cap() {
     assert_eq!(accepted.len(), 2, "sessions accepted at a cap of 2");
     gw.stop().await;
 }
+
+#[test]
+fn serve_takes_the_cap_as_an_option() {
+    let env = common::TestEnv::new();
+    let help = env.ok(&["serve", "--help"]);
+    assert!(help.contains("--max-sessions-per-key <N>"), "{help}");
+    assert!(help.contains("[default: 4]"), "{help}");
+    let zero = env.run(&["serve", "--max-sessions-per-key", "0"]);
+    assert!(!zero.success());
+    assert!(
+        zero.stderr().contains("max-sessions-per-key"),
+        "{}",
+        zero.stderr()
+    );
+}
