@@ -23,6 +23,11 @@ pub const DEFAULT_GATEWAY_PORT: u16 = 10022;
 pub const DEFAULT_API_ADDR: &str = "127.0.0.1:10088";
 /// The `exec` command a client sends to learn its forwarding rules.
 pub const RULES_COMMAND: &str = "pra-rules";
+/// How long `pra connect` waits for each SSH step (handshake, login, rules
+/// request). The gateway's longest deliberate delay (its failed-login
+/// penalty) stays well below it, so a client behind an address that others
+/// misused still gets in.
+pub const SSH_STEP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// `SHA256:` fingerprint of a public key, exactly as `ssh-keygen -l` prints it.
 pub fn fingerprint(key: &ssh_key::PublicKey) -> String {

@@ -102,6 +102,12 @@ pub struct ServeArgs {
     /// unique among the gateways sharing a registry (default HOSTNAME:PORT).
     #[arg(long, value_name = "ID", env = "PRA_GATEWAY_ID")]
     pub gateway_id: Option<String>,
+    /// Live sessions one key may hold at once; a further login with that key
+    /// is refused (audited as too_many_sessions) until one ends.
+    #[arg(long, value_name = "N", env = "PRA_MAX_SESSIONS_PER_KEY",
+          default_value_t = crate::gateway::DEFAULT_MAX_SESSIONS_PER_KEY,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
+    pub max_sessions_per_key: usize,
 }
 
 /// `session …`.
@@ -489,6 +495,7 @@ fn serve_command(
         api: args.api,
         gateway: Some(crate::gateway::GatewayConfig {
             gateway_id: args.gateway_id.filter(|id| !id.trim().is_empty()),
+            max_sessions_per_key: args.max_sessions_per_key,
             ..crate::gateway::GatewayConfig::new(host_key)
         }),
         ..ServeOptions::default()

@@ -69,7 +69,7 @@ impl Default for Timing {
             keepalive_interval: Duration::from_secs(5),
             keepalive_max: 2,
             connect_timeout: Duration::from_secs(10),
-            ssh_timeout: Duration::from_secs(20),
+            ssh_timeout: pra_proto::SSH_STEP_TIMEOUT,
             backoff_base: Duration::from_millis(200),
             backoff_cap: Duration::from_secs(30),
             port_retry: Duration::from_secs(5),

@@ -14,7 +14,8 @@
 //! channel's window. The handler hands each packet to this channel's queue
 //! without ever waiting ([`Inbound::push`]); the pipe writes it to the
 //! target and grants the window back (`Handle::window_adjust`) only after
-//! the target took it. A target that stops reading therefore exhausts its
+//! the target took it, within the channel's share of the session's and the
+//! gateway's window budgets ([`super::memory`]). A target that stops reading therefore exhausts its
 //! own channel's window and the client pauses that channel alone; the
 //! queue never holds more than one window (a peer that overruns its window
 //! gets the channel closed). The other direction writes through russh's
@@ -29,6 +30,7 @@
 //! waits for the previous one to have sent its SYN, at most [`ORDER_WAIT`],
 //! never for its connection to complete.
 
+use super::memory::{self, ChannelWindow};
 use super::session::SessionState;
 use super::{Shared, policy};
 use bytes::BytesMut;
@@ -108,34 +110,34 @@ impl Turn {
 pub struct Inbound {
     tx: Option<mpsc::UnboundedSender<Vec<u8>>>,
     received: u64,
-    consumed: Arc<AtomicU64>,
-    window: u64,
+    /// Window granted to the peer so far (initial window included).
+    granted: Arc<AtomicU64>,
     closed: watch::Sender<bool>,
 }
 
 /// What the pipe needs from the handler's side.
 pub struct Outlet {
     rx: mpsc::UnboundedReceiver<Vec<u8>>,
-    consumed: Arc<AtomicU64>,
+    granted: Arc<AtomicU64>,
     closed: watch::Receiver<bool>,
 }
 
-/// A channel's queue pair; `window` is the most the peer may have in flight.
-pub fn queue(window: u32) -> (Inbound, Outlet) {
+/// A channel's queue pair; `initial` is the window the channel opens with
+/// (the pipe grants more as the target takes the bytes).
+pub fn queue(initial: u32) -> (Inbound, Outlet) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let consumed = Arc::new(AtomicU64::new(0));
+    let granted = Arc::new(AtomicU64::new(u64::from(initial)));
     let (closed_tx, closed_rx) = watch::channel(false);
     (
         Inbound {
             tx: Some(tx),
             received: 0,
-            consumed: Arc::clone(&consumed),
-            window: u64::from(window),
+            granted: Arc::clone(&granted),
             closed: closed_tx,
         },
         Outlet {
             rx,
-            consumed,
+            granted,
             closed: closed_rx,
         },
     )
@@ -154,10 +156,7 @@ impl Inbound {
     /// Queue `data` from the client. Never waits.
     pub fn push(&mut self, data: &[u8]) -> Push {
         self.received += data.len() as u64;
-        let backlog = self
-            .received
-            .saturating_sub(self.consumed.load(Ordering::Acquire));
-        if backlog > self.window {
+        if self.received > self.granted.load(Ordering::Acquire) {
             return Push::Overrun;
         }
         if let Some(tx) = &self.tx {
@@ -291,11 +290,23 @@ pub async fn open(shared: Arc<Shared>, req: Request) {
     };
     let _ = tcp.set_nodelay(true);
     let (key, stats) = session.forward_started(&rule);
+    let mut window = ChannelWindow::open(
+        &session.window_budget,
+        &shared.window_budget,
+        memory::initial_window(shared.cfg.window_size),
+        shared.cfg.window_size,
+        Arc::clone(&outlet.granted),
+    );
     reply.accept().await;
     tracing::debug!(user = %session.user, rule = %rule.name, target = %shown, "forward open");
     let id = write.id();
-    let grant_every = (shared.cfg.window_size / 8).max(1);
-    let result = pipe(tcp, outlet, &write, &handle, id, grant_every, &stats).await;
+    // Up to the channel's share at once (after the confirmation: both go
+    // through russh's priority queue, in order).
+    let first = window.consumed(0);
+    if first > 0 {
+        let _ = handle.window_adjust(id, first);
+    }
+    let result = pipe(tcp, outlet, &write, &handle, id, &mut window, &stats).await;
     if let Err(e) = result {
         tracing::debug!(%e, rule = %rule.name, "forward ended with an error");
     }
@@ -339,30 +350,29 @@ async fn pipe(
     write: &ChannelWriteHalf<Msg>,
     handle: &Handle,
     id: ChannelId,
-    grant_every: u32,
+    window: &mut ChannelWindow,
     stats: &super::session::ForwardStats,
 ) -> io::Result<()> {
     let Outlet {
         mut rx,
-        consumed,
+        granted: _,
         closed,
     } = outlet;
     let (mut rd, mut wr) = tcp.into_split();
 
-    // client → target; grants window back as the target takes the bytes
+    // client → target; grants window back as the target takes the bytes,
+    // within the channel's share of the budgets (see `memory`)
     let up = async {
-        let mut ungranted: u32 = 0;
         let mut closed = closed.clone();
         let drain = async {
             while let Some(chunk) = rx.recv().await {
                 wr.write_all(&chunk).await?;
                 let n = chunk.len();
-                consumed.fetch_add(n as u64, Ordering::Release);
+                drop(chunk);
                 stats.up.fetch_add(n as u64, Ordering::Relaxed);
-                ungranted = ungranted.saturating_add(n as u32);
-                if ungranted >= grant_every {
-                    let _ = handle.window_adjust(id, ungranted);
-                    ungranted = 0;
+                let grant = window.consumed(n as u64);
+                if grant > 0 {
+                    let _ = handle.window_adjust(id, grant);
                 }
             }
             let _ = wr.shutdown().await;
@@ -420,16 +430,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_queue_holds_at_most_one_window() {
+    fn the_queue_takes_at_most_what_was_granted() {
         let (mut inbound, outlet) = queue(10);
         assert_eq!(inbound.push(&[0; 6]), Push::Queued);
         assert_eq!(inbound.push(&[0; 4]), Push::Queued);
         assert_eq!(inbound.push(&[0; 1]), Push::Overrun);
-        // once the pipe consumed some, there is room again
+        // once more was granted, there is room again
         let mut inbound2 = {
             let (mut i, o) = queue(10);
             assert_eq!(i.push(&[0; 10]), Push::Queued);
-            o.consumed.store(10, Ordering::Release);
+            o.granted.fetch_add(10, Ordering::Release);
             assert_eq!(i.push(&[0; 10]), Push::Queued);
             assert!(!i.is_finished());
             drop(o);

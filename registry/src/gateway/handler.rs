@@ -33,6 +33,8 @@ struct Identity {
     fingerprint: String,
     /// Store revision read before the decision (see `watch`).
     revision: i64,
+    /// The key's session slot until the session is registered.
+    _claim: super::session::Claim,
 }
 
 /// Per-connection handler.
@@ -74,6 +76,9 @@ impl GatewayHandler {
     }
 
     fn note_user(&mut self, user: &str) {
+        // Key exchange is done: this connection outranks fresh ones at the
+        // pre-auth cap (see `limits`).
+        self.kill.advance(super::killable::PROGRESS_AUTHENTICATING);
         if self.login.attempt(user) {
             // A new name: nothing decided for the previous one carries over.
             self.identity = None;
@@ -88,20 +93,36 @@ impl GatewayHandler {
         algorithm: String,
     ) -> Auth {
         self.login.refused();
-        tracing::info!(user = %pra_proto::sanitize::sanitize(user, 64), %fingerprint, source = %self.peer, %reason, "login refused");
-        self.shared.audit.record(
-            "login.refused",
+        let individual = self.shared.refusals.record(
             Some(user),
             Some(fingerprint),
-            Some(self.peer),
+            self.peer,
             serde_json::json!({ "reason": reason, "algorithm": algorithm }),
         );
-        self.shared.limits.record_failure(self.peer.ip());
-        let delay = self.shared.limits.penalty(self.peer.ip());
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
+        if individual {
+            tracing::info!(user = %pra_proto::sanitize::sanitize(user, 64), %fingerprint, source = %self.peer, %reason, "login refused");
+        } else {
+            tracing::debug!(user = %pra_proto::sanitize::sanitize(user, 64), %fingerprint, source = %self.peer, %reason, "login refused (aggregated)");
+        }
+        // A key at its session limit proved itself: not a failed login.
+        if reason != policy::RefuseReason::TooManySessions.as_str() {
+            self.shared
+                .limits
+                .record_failure(self.peer.ip(), Some(fingerprint));
         }
         Auth::reject()
+    }
+
+    /// Wait out the source's penalty before deciding on the proven key
+    /// `fingerprint` (see [`super::limits`]): accepted and refused alike.
+    async fn wait_penalty(&self, fingerprint: &str) {
+        let delay = self.shared.limits.penalty(self.peer.ip(), fingerprint);
+        if !delay.is_zero() {
+            tracing::debug!(source = %self.peer, delay_ms = delay.as_millis() as u64, "login attempt held back: failed logins from this source");
+            self.kill.hold(true);
+            tokio::time::sleep(delay).await;
+            self.kill.hold(false);
+        }
     }
 
     fn refuse_request(
@@ -147,6 +168,7 @@ impl russh::server::Handler for GatewayHandler {
         let fingerprint = pra_proto::fingerprint(key.public_key);
         let algorithm = key.algorithm.to_string();
         let strong = policy::signature_acceptable(key.algorithm);
+        self.wait_penalty(&fingerprint).await;
         let (u, f) = (user.to_owned(), fingerprint.clone());
         // The same store work for every outcome.
         let looked_up = blocking(&self.shared.store, move |s| {
@@ -163,11 +185,10 @@ impl russh::server::Handler for GatewayHandler {
                 // record that counts.
                 self.login.refused();
                 tracing::error!(user = %pra_proto::sanitize::sanitize(user, 64), %fingerprint, source = %self.peer, reason = "registry_unreachable", error = %e, "login refused: the registry database cannot be read");
-                self.shared.audit.record(
-                    "login.refused",
+                self.shared.refusals.record(
                     Some(user),
                     Some(&fingerprint),
-                    Some(self.peer),
+                    self.peer,
                     serde_json::json!({ "reason": "registry_unreachable", "algorithm": algorithm }),
                 );
                 return Ok(Auth::reject());
@@ -178,12 +199,21 @@ impl russh::server::Handler for GatewayHandler {
             false => Err(policy::RefuseReason::WeakSignature),
         };
         let decision = policy::login(user, &facts).and(signature);
-        match decision {
-            Ok(()) => {
+        let claim = match decision {
+            Ok(()) => self
+                .shared
+                .sessions
+                .claim(&fingerprint, self.shared.cfg.max_sessions_per_key)
+                .ok_or(policy::RefuseReason::TooManySessions),
+            Err(reason) => Err(reason),
+        };
+        match claim {
+            Ok(claim) => {
                 self.identity = Some(Identity {
                     user: user.to_owned(),
                     fingerprint,
                     revision,
+                    _claim: claim,
                 });
                 Ok(Auth::Accept)
             }
@@ -203,6 +233,7 @@ impl russh::server::Handler for GatewayHandler {
             .public_key()
             .fingerprint(ssh_key::HashAlg::Sha256)
             .to_string();
+        self.wait_penalty(&fingerprint).await;
         Ok(self
             .refuse(
                 user,
@@ -225,11 +256,14 @@ impl russh::server::Handler for GatewayHandler {
             self.peer,
             session.handle(),
             self.kill.clone(),
+            super::memory::Budget::new(self.shared.cfg.session_window_budget),
         );
         self.shared
             .sessions
             .register(Arc::clone(&state), id.revision);
-        self.shared.limits.record_success(self.peer.ip());
+        self.shared
+            .limits
+            .record_success(self.peer.ip(), &state.fingerprint);
         let client = String::from_utf8_lossy(session.remote_sshid()).into_owned();
         tracing::info!(user = %state.user, fingerprint = %state.fingerprint, source = %self.peer, "session start");
         self.shared.audit.record(
@@ -439,7 +473,8 @@ impl russh::server::Handler for GatewayHandler {
         }
         // Data arrives through `data` below; the read half is not used.
         let (_read, write) = channel.split();
-        let (inbound, outlet) = forward::queue(self.shared.cfg.window_size);
+        let (inbound, outlet) =
+            forward::queue(super::memory::initial_window(self.shared.cfg.window_size));
         let id = write.id();
         let req = forward::Request {
             session: Arc::clone(state),

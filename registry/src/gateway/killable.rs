@@ -10,7 +10,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -18,6 +18,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 #[derive(Default)]
 struct Inner {
     tripped: AtomicBool,
+    /// How far the connection got (see [`KillSwitch::advance`]).
+    progress: AtomicU8,
+    /// Bytes the peer sent before it authenticated.
+    bytes_read: AtomicU64,
+    /// The connection is waiting out a failed-login penalty.
+    held: AtomicBool,
     wakers: Mutex<[Option<Waker>; 2]>,
     notify: tokio::sync::Notify,
 }
@@ -36,6 +42,16 @@ impl std::fmt::Debug for KillSwitch {
 
 const READ: usize = 0;
 const WRITE: usize = 1;
+
+/// Progress: the peer has sent something (its version line).
+pub const PROGRESS_TALKING: u8 = 1;
+/// Progress: the peer has sent more than a version line (its key exchange
+/// messages; [`KEX_BYTES`]).
+pub const PROGRESS_KEX: u8 = 2;
+/// Progress: key exchange done, the peer is authenticating.
+pub const PROGRESS_AUTHENTICATING: u8 = 3;
+/// More bytes than a version line (255 at most) can hold.
+const KEX_BYTES: u64 = 255;
 
 impl KillSwitch {
     /// A switch that has not tripped.
@@ -67,6 +83,44 @@ impl KillSwitch {
             }
             notified.await;
         }
+    }
+
+    /// The connection got to `level` (levels only rise; the admission
+    /// control in [`super::limits`] defines them). The stream itself
+    /// raises it to [`PROGRESS_TALKING`] when the peer first sends bytes.
+    pub fn advance(&self, level: u8) {
+        if self.0.progress.load(Ordering::Relaxed) < level {
+            self.0.progress.fetch_max(level, Ordering::Relaxed);
+        }
+    }
+
+    /// The connection is (or no longer is) waiting out a failed-login
+    /// penalty: at its source's cap, such a connection makes room.
+    pub fn hold(&self, held: bool) {
+        self.0.held.store(held, Ordering::Relaxed);
+    }
+
+    /// Is it waiting out a penalty?
+    pub fn is_held(&self) -> bool {
+        self.0.held.load(Ordering::Relaxed)
+    }
+
+    /// How far the connection got.
+    pub fn progress(&self) -> u8 {
+        self.0.progress.load(Ordering::Relaxed)
+    }
+
+    /// The peer sent `n` bytes now.
+    fn heard(&self, n: usize) {
+        if self.progress() >= PROGRESS_AUTHENTICATING {
+            return;
+        }
+        let total = self.0.bytes_read.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+        self.advance(if total > KEX_BYTES {
+            PROGRESS_KEX
+        } else {
+            PROGRESS_TALKING
+        });
     }
 
     /// Has it tripped?
@@ -116,7 +170,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Killable<S> {
         if self.kill.arm(READ, cx.waker()) {
             return Poll::Ready(Err(cut()));
         }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.kill.heard(buf.filled().len() - before);
+        }
+        polled
     }
 }
 

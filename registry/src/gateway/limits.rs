@@ -1,22 +1,38 @@
 //! Pre-authentication protection that russh does not give: a global and a
 //! per-source cap on connections that have not logged in yet, and growing
-//! per-source penalties after failed logins.
+//! per-source penalties after failed logins that do not lock out the
+//! neighbours behind the same (NAT) address.
 //!
 //! - A source is an IPv4 address or an IPv6 /64 (IPv4-mapped IPv6 counts as
 //!   IPv4), so one attacker cannot dodge the per-source cap by rotating
 //!   addresses inside its own prefix.
-//! - Over the per-source cap, a new connection is closed at once.
-//! - At the global cap, the *oldest* waiting connection is evicted to make
-//!   room: a flood from many sources cannot lock everyone out, and a real
-//!   client, which logs in within milliseconds, is evicted only after a
-//!   whole cap's worth of newer connections.
+//! - Over the per-source cap, a new connection is closed at once, unless
+//!   one of the source's connections is waiting out a failed-login
+//!   penalty: that one is closed instead.
+//! - At the global cap, one waiting connection is evicted to make room:
+//!   the one that got least far, oldest first. A connection from a source
+//!   that logged in recently goes last; among the others, one that has sent
+//!   nothing (for 50 ms) goes before one that sent only its version line,
+//!   which goes before one that sent its key-exchange messages, which goes
+//!   before one that finished the key exchange and is authenticating. A
+//!   churn flood (connections dropped or abandoned early, from many
+//!   addresses) therefore evicts its own connections, while a real client,
+//!   which gets through banner and key exchange in milliseconds, keeps its
+//!   slot. Evictions and per-source refusals are counted and reported at
+//!   WARN at most every 10 seconds by the gateway.
 //! - Failed logins (refused keys, login deadline missed) count per source;
-//!   past a few free ones, each new connection from that source waits
-//!   `base * 2^n` (capped) before the gateway even sends its banner, and
-//!   each further refusal is answered that much later. Failures are
-//!   forgotten after a quiet period or a successful login.
+//!   past a few free ones, each login attempt from that source with a key
+//!   that has not logged in before waits `base * 2^n`, capped at
+//!   [`PenaltyPolicy::max`], before it is decided (accepted and refused
+//!   alike, so giving up early teaches nothing). The wait happens after the
+//!   client proved it holds the key (russh checked the signature), so a key
+//!   that logged in successfully through this gateway recently is exempt:
+//!   the bad client's neighbours behind the same address are not slowed,
+//!   and a newcomer among them waits at most `max`, which stays well below
+//!   the client's per-step timeout ([`pra_proto::SSH_STEP_TIMEOUT`]).
+//!   Failures are forgotten after a quiet period.
 
-use super::killable::KillSwitch;
+use super::killable::{KillSwitch, PROGRESS_TALKING};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,7 +45,9 @@ pub struct PenaltyPolicy {
     pub free_failures: u32,
     /// Delay after the first failure beyond the free ones; doubles per failure.
     pub base: Duration,
-    /// Largest delay.
+    /// Largest delay; below the client's per-step timeout
+    /// ([`pra_proto::SSH_STEP_TIMEOUT`]) so a penalized address is slowed,
+    /// never locked out.
     pub max: Duration,
     /// A source's failures are forgotten after this long without a new one.
     pub forget_after: Duration,
@@ -40,7 +58,7 @@ impl Default for PenaltyPolicy {
         PenaltyPolicy {
             free_failures: 3,
             base: Duration::from_secs(1),
-            max: Duration::from_secs(60),
+            max: Duration::from_secs(10),
             forget_after: Duration::from_secs(15 * 60),
         }
     }
@@ -91,13 +109,24 @@ pub enum Refusal {
     SourceBusy,
 }
 
+/// A connection that has sent nothing yet counts as silent (first to go at
+/// the global cap) only after this long.
+const SILENCE_GRACE: Duration = Duration::from_millis(50);
+
 /// Most sources with recorded failures kept in memory.
 const MAX_TRACKED_SOURCES: usize = 65_536;
+/// Most keys (and, separately, sources) remembered as having logged in.
+const MAX_KNOWN_KEYS: usize = 65_536;
+/// A key that logged in is exempt from source penalties this long (and its
+/// source goes last at the global cap).
+const KNOWN_KEY_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
 
 struct Waiting {
     source: IpAddr,
     admitted: Instant,
     kill: KillSwitch,
+    /// Its source logged in recently.
+    known: bool,
 }
 
 struct Failures {
@@ -110,8 +139,13 @@ struct State {
     waiting: HashMap<u64, Waiting>,
     per_source: HashMap<IpAddr, usize>,
     failures: HashMap<IpAddr, Failures>,
+    /// Fingerprints of keys that logged in, and when they last did.
+    known_keys: HashMap<String, Instant>,
+    /// Sources a login succeeded from, and when it last did.
+    known_sources: HashMap<IpAddr, Instant>,
     next_id: u64,
     evicted: u64,
+    refused_busy: u64,
 }
 
 impl State {
@@ -160,13 +194,47 @@ impl Limits {
         if st.per_source.get(&source).copied().unwrap_or(0)
             >= self.admission.max_unauthenticated_per_source
         {
-            return Err(Refusal::SourceBusy);
+            // A connection of this source that is waiting out a penalty
+            // makes room (a bad client behind a shared address cannot hold
+            // its neighbours' slots); otherwise the newcomer is refused.
+            let held = st
+                .waiting
+                .iter()
+                .filter(|(_, w)| w.source == source && w.kill.is_held())
+                .min_by_key(|(id, w)| (w.admitted, **id))
+                .map(|(id, _)| *id);
+            match held {
+                Some(id) => {
+                    if let Some(w) = st.waiting.get(&id) {
+                        w.kill.trip();
+                    }
+                    st.release(id);
+                    st.evicted += 1;
+                }
+                None => {
+                    st.refused_busy += 1;
+                    return Err(Refusal::SourceBusy);
+                }
+            }
         }
+        let now = Instant::now();
+        let known = st
+            .known_sources
+            .get(&source)
+            .is_some_and(|t| now.saturating_duration_since(*t) < KNOWN_KEY_FOR);
         while st.waiting.len() >= self.admission.max_unauthenticated.max(1) {
             let oldest = st
                 .waiting
                 .iter()
-                .min_by_key(|(id, w)| (w.admitted, **id))
+                .min_by_key(|(id, w)| {
+                    // A brand-new connection has not had the time to talk.
+                    let young = now.saturating_duration_since(w.admitted) < SILENCE_GRACE;
+                    let progress = match w.kill.progress() {
+                        0 if young => PROGRESS_TALKING,
+                        p => p,
+                    };
+                    (w.known, progress, w.admitted, **id)
+                })
                 .map(|(id, _)| *id);
             let Some(oldest) = oldest else { break };
             if let Some(w) = st.waiting.get(&oldest) {
@@ -181,8 +249,9 @@ impl Limits {
             id,
             Waiting {
                 source,
-                admitted: Instant::now(),
+                admitted: now,
                 kill,
+                known,
             },
         );
         *st.per_source.entry(source).or_insert(0) += 1;
@@ -203,12 +272,21 @@ impl Limits {
         self.lock().evicted
     }
 
-    /// Note a failed login (refused key, missed deadline) from `ip`.
-    pub fn record_failure(&self, ip: IpAddr) {
+    /// Connections closed at once because their source was at its cap.
+    pub fn refused_busy(&self) -> u64 {
+        self.lock().refused_busy
+    }
+
+    /// Note a failed login from `ip`: a refused key (`fingerprint`, which
+    /// loses its exemption) or a missed login deadline (`None`).
+    pub fn record_failure(&self, ip: IpAddr, fingerprint: Option<&str>) {
         let source = source_key(ip);
         let now = Instant::now();
         let forget = self.penalty.forget_after;
         let mut st = self.lock();
+        if let Some(fp) = fingerprint {
+            st.known_keys.remove(fp);
+        }
         if st.failures.len() >= MAX_TRACKED_SOURCES && !st.failures.contains_key(&source) {
             st.failures
                 .retain(|_, f| now.saturating_duration_since(f.last) < forget);
@@ -234,20 +312,59 @@ impl Limits {
         f.last = now;
     }
 
-    /// Forget `ip`'s failures (it logged in).
-    pub fn record_success(&self, ip: IpAddr) {
-        self.lock().failures.remove(&source_key(ip));
+    /// `fingerprint` logged in from `ip`: from now on the key is exempt
+    /// from source penalties (its holder proved the key, and the key was
+    /// approved), and connections from the source go last at the global
+    /// cap. The source's failures stay: a neighbour's success does not clear
+    /// the record of a bad client behind the same address.
+    pub fn record_success(&self, ip: IpAddr, fingerprint: &str) {
+        let now = Instant::now();
+        let mut st = self.lock();
+        remember(&mut st.known_keys, fingerprint.to_owned(), now);
+        remember(&mut st.known_sources, source_key(ip), now);
     }
 
-    /// How long `ip` waits before its next connection or refusal.
-    pub fn penalty(&self, ip: IpAddr) -> Duration {
+    /// How long a login attempt from `ip` with the proven key `fingerprint`
+    /// waits before it is decided: zero for a key that logged in recently,
+    /// else the source's penalty.
+    pub fn penalty(&self, ip: IpAddr, fingerprint: &str) -> Duration {
         let source = source_key(ip);
         let st = self.lock();
+        if st
+            .known_keys
+            .get(fingerprint)
+            .is_some_and(|t| t.elapsed() < KNOWN_KEY_FOR)
+        {
+            return Duration::ZERO;
+        }
         match st.failures.get(&source) {
             Some(f) if f.last.elapsed() < self.penalty.forget_after => self.penalty.delay(f.count),
             _ => Duration::ZERO,
         }
     }
+
+    /// Recent failures counted for `ip`'s source.
+    pub fn failures(&self, ip: IpAddr) -> u32 {
+        let st = self.lock();
+        match st.failures.get(&source_key(ip)) {
+            Some(f) if f.last.elapsed() < self.penalty.forget_after => f.count,
+            _ => 0,
+        }
+    }
+}
+
+/// Note `key` as seen at `now` in a bounded map of recent entries.
+fn remember<K: std::hash::Hash + Eq + Clone>(map: &mut HashMap<K, Instant>, key: K, now: Instant) {
+    if map.len() >= MAX_KNOWN_KEYS && !map.contains_key(&key) {
+        map.retain(|_, t| now.saturating_duration_since(*t) < KNOWN_KEY_FOR);
+        if map.len() >= MAX_KNOWN_KEYS {
+            let oldest = map.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                map.remove(&k);
+            }
+        }
+    }
+    map.insert(key, now);
 }
 
 /// An admitted, not yet authenticated connection's slot.
@@ -352,6 +469,25 @@ mod tests {
     }
 
     #[test]
+    fn at_the_source_cap_a_penalized_connection_makes_room() {
+        let l = limits(100, 2);
+        let a = ip("192.0.2.1");
+        let bad = KillSwitch::new();
+        let other = KillSwitch::new();
+        let _t1 = l.admit(a, bad.clone()).unwrap();
+        let _t2 = l.admit(a, other.clone()).unwrap();
+        assert_eq!(
+            l.admit(a, KillSwitch::new()).err(),
+            Some(Refusal::SourceBusy)
+        );
+        bad.hold(true);
+        let _t3 = l.admit(a, KillSwitch::new()).unwrap();
+        assert!(bad.is_tripped() && !other.is_tripped());
+        assert_eq!(l.unauthenticated(), 2);
+        assert_eq!(l.refused_busy(), 1);
+    }
+
+    #[test]
     fn global_cap_evicts_the_oldest() {
         let l = limits(3, 10);
         let kills: Vec<KillSwitch> = (0..3).map(|_| KillSwitch::new()).collect();
@@ -374,7 +510,48 @@ mod tests {
     }
 
     #[test]
-    fn failures_grow_the_penalty_until_success() {
+    fn at_the_cap_the_least_progressed_and_unknown_go_first() {
+        let l = limits(4, 10);
+        let known_ip = ip("198.51.100.7");
+        l.record_success(known_ip, "SHA256:k");
+        let silent_old = KillSwitch::new();
+        let talking = KillSwitch::new();
+        let authenticating = KillSwitch::new();
+        let known_silent = KillSwitch::new();
+        let _t: Vec<Ticket> = [
+            (ip("192.0.2.1"), &silent_old),
+            (ip("192.0.2.2"), &talking),
+            (ip("192.0.2.3"), &authenticating),
+            (known_ip, &known_silent),
+        ]
+        .into_iter()
+        .map(|(a, k)| l.admit(a, k.clone()).unwrap())
+        .collect();
+        talking.advance(crate::gateway::killable::PROGRESS_TALKING);
+        authenticating.advance(crate::gateway::killable::PROGRESS_AUTHENTICATING);
+        std::thread::sleep(SILENCE_GRACE);
+        // four newcomers (young, so counted as talking): the silent old one
+        // goes, then the talking one, then the oldest newcomers; the
+        // authenticating and the known source's connections stay
+        let newcomers: Vec<KillSwitch> = (0..4).map(|_| KillSwitch::new()).collect();
+        let mut held = Vec::new();
+        for (i, k) in newcomers.iter().enumerate() {
+            held.push(
+                l.admit(IpAddr::V4(Ipv4Addr::new(203, 0, 113, i as u8)), k.clone())
+                    .unwrap(),
+            );
+        }
+        assert!(silent_old.is_tripped());
+        assert!(talking.is_tripped());
+        assert!(!authenticating.is_tripped());
+        assert!(!known_silent.is_tripped());
+        assert!(newcomers[0].is_tripped() && newcomers[1].is_tripped());
+        assert!(!newcomers[2].is_tripped() && !newcomers[3].is_tripped());
+        assert_eq!(l.evicted(), 4);
+    }
+
+    #[test]
+    fn failures_grow_the_penalty_but_not_for_keys_that_logged_in() {
         let l = Limits::new(
             AdmissionPolicy {
                 max_unauthenticated: 10,
@@ -388,17 +565,41 @@ mod tests {
             },
         );
         let a = ip("192.0.2.1");
-        assert_eq!(l.penalty(a), Duration::ZERO);
-        l.record_failure(a);
-        assert_eq!(l.penalty(a), Duration::ZERO);
-        l.record_failure(a);
-        assert_eq!(l.penalty(a), Duration::from_secs(1));
-        l.record_failure(a);
-        assert_eq!(l.penalty(a), Duration::from_secs(2));
+        let (junk, good, newcomer) = ("SHA256:junk", "SHA256:good", "SHA256:new");
+        assert_eq!(l.penalty(a, junk), Duration::ZERO);
+        l.record_failure(a, Some(junk));
+        assert_eq!(l.penalty(a, junk), Duration::ZERO);
+        l.record_failure(a, None);
+        assert_eq!(l.penalty(a, junk), Duration::from_secs(1));
+        l.record_failure(a, Some(junk));
+        assert_eq!(l.penalty(a, junk), Duration::from_secs(2));
         // IPv4-mapped spelling is the same source; others are unaffected
-        assert_eq!(l.penalty(ip("::ffff:192.0.2.1")), Duration::from_secs(2));
-        assert_eq!(l.penalty(ip("192.0.2.2")), Duration::ZERO);
-        l.record_success(a);
-        assert_eq!(l.penalty(a), Duration::ZERO);
+        assert_eq!(
+            l.penalty(ip("::ffff:192.0.2.1"), junk),
+            Duration::from_secs(2)
+        );
+        assert_eq!(l.penalty(ip("192.0.2.2"), junk), Duration::ZERO);
+        // a neighbour whose key logged in is not slowed; its success does
+        // not clear the source's record, so a newcomer still waits (capped)
+        l.record_success(ip("192.0.2.9"), good);
+        assert_eq!(l.penalty(a, good), Duration::ZERO);
+        assert_eq!(l.penalty(a, newcomer), Duration::from_secs(2));
+        assert_eq!(l.failures(a), 3);
+        for _ in 0..40 {
+            l.record_failure(a, Some(junk));
+        }
+        assert_eq!(l.penalty(a, newcomer), Duration::from_secs(8));
+        assert_eq!(l.penalty(a, good), Duration::ZERO);
+        // a known key that gets refused (revoked) loses its exemption
+        l.record_failure(a, Some(good));
+        assert_eq!(l.penalty(a, good), Duration::from_secs(8));
+    }
+
+    #[test]
+    fn the_longest_penalty_stays_below_the_client_timeout() {
+        let p = PenaltyPolicy::default();
+        assert_eq!(p.delay(u32::MAX), p.max);
+        // room for the handshake, the store lookup and the rejection time
+        assert!(p.max * 3 / 2 <= pra_proto::SSH_STEP_TIMEOUT, "{p:?}");
     }
 }

@@ -9,6 +9,7 @@
 //! - [`killable`]: sockets the gateway can cut from outside.
 //! - [`handler`]: the russh handler (authentication, channels, requests).
 //! - [`forward`]: `direct-tcpip` channels with per-channel flow control.
+//! - [`memory`]: window budgets per session and gateway; heap trimming.
 //! - [`session`]: a logged-in session's state and byte counts.
 //! - [`watch`]: live revocation, disconnect requests, the registry outage
 //!   policy, and the live-sessions rows (heartbeats) in the store.
@@ -28,6 +29,7 @@ pub mod handler;
 pub mod hostkey;
 pub mod killable;
 pub mod limits;
+pub mod memory;
 pub mod policy;
 pub mod session;
 pub mod transport;
@@ -36,7 +38,7 @@ pub mod watch;
 use crate::error::RegistryError;
 use crate::model::{Actor, NewSession, SessionProgress, now};
 use crate::store::{Change, Store, StoreResult};
-use audit::Audit;
+use audit::{Audit, RefusalAuditPolicy, Refusals};
 use hostkey::HostKey;
 use killable::{KillSwitch, Killable};
 use limits::{AdmissionPolicy, Limits, PenaltyPolicy, Ticket};
@@ -49,6 +51,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch as watch_chan};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+
+/// Default of [`GatewayConfig::max_sessions_per_key`].
+pub const DEFAULT_MAX_SESSIONS_PER_KEY: usize = 4;
 
 /// Settings of the SSH gateway. [`GatewayConfig::new`] gives the defaults.
 #[derive(Clone, Debug)]
@@ -89,8 +94,20 @@ pub struct GatewayConfig {
     pub window_size: u32,
     /// Largest data packet the client may send.
     pub max_packet_size: u32,
+    /// Receive windows of one session's forwards together (bytes; see
+    /// [`memory`]): a session's channels share it.
+    pub session_window_budget: u64,
+    /// Receive windows of all forwards of the gateway together (bytes).
+    pub gateway_window_budget: u64,
     /// Forward channels one session may have open.
     pub max_forwards_per_session: usize,
+    /// How refused logins are aggregated in the audit log.
+    pub refusal_audit: RefusalAuditPolicy,
+    /// Live sessions one key may hold at once; a further login with the key
+    /// is refused (the newest is refused: a stolen copy cannot push the
+    /// owner's session out, and reconnecting clients do not take turns
+    /// evicting each other).
+    pub max_sessions_per_key: usize,
 }
 
 impl GatewayConfig {
@@ -103,7 +120,7 @@ impl GatewayConfig {
             auth_rejection_time: Duration::from_secs(1),
             max_auth_attempts: 6,
             admission: AdmissionPolicy {
-                max_unauthenticated: 256,
+                max_unauthenticated: 1024,
                 max_unauthenticated_per_source: 10,
             },
             penalty: PenaltyPolicy::default(),
@@ -115,7 +132,11 @@ impl GatewayConfig {
             connect_timeout: Duration::from_secs(10),
             window_size: 2 * 1024 * 1024,
             max_packet_size: 32 * 1024,
+            session_window_budget: 32 * 1024 * 1024,
+            gateway_window_budget: 1024 * 1024 * 1024,
             max_forwards_per_session: 128,
+            max_sessions_per_key: DEFAULT_MAX_SESSIONS_PER_KEY,
+            refusal_audit: RefusalAuditPolicy::default(),
         }
     }
 }
@@ -160,6 +181,12 @@ pub struct Shared {
     pub limits: Arc<Limits>,
     /// Audit events.
     pub audit: Arc<Audit>,
+    /// Refused logins (aggregated per source into `audit`).
+    pub refusals: Refusals,
+    /// Receive windows of all forwards (see [`memory`]).
+    pub window_budget: Arc<memory::Budget>,
+    /// Returns freed heap to the system after sessions end.
+    pub trimmer: memory::Trimmer,
 }
 
 /// Run a store call on the blocking pool.
@@ -210,6 +237,8 @@ pub async fn run(
         }
     }
     let feed = store.subscribe();
+    let config_refusals = config.refusal_audit;
+    let config_budget = config.gateway_window_budget;
     let shared = Arc::new(Shared {
         store,
         gateway_id: id,
@@ -218,11 +247,37 @@ pub async fn run(
         limits: Limits::new(config.admission, config.penalty),
         cfg: config,
         sessions: Sessions::default(),
+        refusals: Refusals::new(Arc::clone(&audit), config_refusals),
+        window_budget: memory::Budget::new(config_budget),
+        trimmer: memory::Trimmer::default(),
         audit,
     });
     let (stop_tx, stop_rx) = watch_chan::channel(false);
     let watcher = tokio::spawn(watch::run(Arc::clone(&shared), stop_rx.clone()));
     let heartbeat = tokio::spawn(watch::heartbeat(Arc::clone(&shared), stop_rx.clone()));
+    let trimmer = {
+        let shared = Arc::clone(&shared);
+        let stop = stop_rx.clone();
+        tokio::spawn(async move { shared.trimmer.run(Duration::from_secs(1), stop).await })
+    };
+    let summaries = {
+        let shared = Arc::clone(&shared);
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(shared.refusals.tick());
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut flood = tokio::time::interval(FLOOD_REPORT);
+            flood.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut seen = (0, 0);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => shared.refusals.flush(false),
+                    _ = flood.tick() => seen = report_flood(&shared.limits, seen),
+                    _ = stop.changed() => break,
+                }
+            }
+        })
+    };
     tracing::info!(addr = %local, gateway = %shared.gateway_id, host_key = %shared.cfg.host_key.fingerprint(), "ssh gateway listening");
 
     let mut conns = JoinSet::new();
@@ -275,9 +330,32 @@ pub async fn run(
     }
     let _ = watcher.await;
     let _ = heartbeat.await;
+    let _ = summaries.await;
+    let _ = trimmer.await;
+    shared.refusals.flush(true);
     shared.audit.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), audit_writer).await;
     Ok(())
+}
+
+/// Pre-auth floods are reported at most this often.
+const FLOOD_REPORT: Duration = Duration::from_secs(10);
+
+/// One WARN line when connections were evicted at the pre-auth cap or
+/// refused at a source's cap since the counts `seen`; the new counts.
+fn report_flood(limits: &Limits, seen: (u64, u64)) -> (u64, u64) {
+    let now = (limits.evicted(), limits.refused_busy());
+    let (evicted, refused) = (now.0 - seen.0, now.1 - seen.1);
+    if evicted > 0 || refused > 0 {
+        tracing::warn!(
+            evicted,
+            refused_source_busy = refused,
+            unauthenticated = limits.unauthenticated(),
+            secs = FLOOD_REPORT.as_secs(),
+            "connection flood: unauthenticated connections evicted at the cap or refused at their source's cap"
+        );
+    }
+    now
 }
 
 /// How a session ended, for `session.end`.
@@ -302,17 +380,6 @@ async fn connection(
     mut stop: watch_chan::Receiver<bool>,
 ) {
     let _ = tcp.set_nodelay(true);
-    // A source with failed logins waits before it even gets the banner
-    // (holding one of its few unauthenticated slots meanwhile).
-    let delay = shared.limits.penalty(peer.ip());
-    if !delay.is_zero() {
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = kill.tripped() => return,
-            _ = stop.changed() => return,
-        }
-    }
-
     let stream = Killable::new(tcp, kill.clone());
     let (authed_tx, authed_rx) = oneshot::channel();
     let handler = handler::GatewayHandler::new(Arc::clone(&shared), peer, kill.clone(), authed_tx);
@@ -328,7 +395,7 @@ async fn connection(
             }
             Err(_) => {
                 tracing::debug!(%peer, "no ssh banner before the login deadline");
-                shared.limits.record_failure(peer.ip());
+                shared.limits.record_failure(peer.ip(), None);
                 return;
             }
         };
@@ -348,7 +415,7 @@ async fn connection(
         }
         () = tokio::time::sleep_until(deadline) => {
             tracing::debug!(%peer, "login deadline missed; connection closed");
-            shared.limits.record_failure(peer.ip());
+            shared.limits.record_failure(peer.ip(), None);
             kill.trip();
             let _ = tokio::time::timeout(Duration::from_secs(5), &mut running).await;
             return;
@@ -379,6 +446,7 @@ async fn connection(
     kill.trip();
     state.abort_forwards();
     shared.sessions.unregister(state.id);
+    shared.trimmer.request();
     let reason = state.end_reason().unwrap_or_else(|| describe(&result));
     let tallies = state.tallies();
     let (mut up, mut down) = (0u64, 0u64);

@@ -47,6 +47,9 @@ pub enum RefuseReason {
     UserDisabled,
     /// The signature used a weak algorithm (`ssh-rsa`, SHA-1; DSA).
     WeakSignature,
+    /// The key already holds the most live sessions allowed
+    /// (`serve --max-sessions-per-key`).
+    TooManySessions,
 }
 
 impl RefuseReason {
@@ -60,6 +63,7 @@ impl RefuseReason {
             RefuseReason::KeyRevoked => "key_revoked",
             RefuseReason::UserDisabled => "user_disabled",
             RefuseReason::WeakSignature => "weak_signature",
+            RefuseReason::TooManySessions => "too_many_sessions",
         }
     }
 }
@@ -298,6 +302,7 @@ mod tests {
             (RefuseReason::KeyRevoked, "key_revoked"),
             (RefuseReason::UserDisabled, "user_disabled"),
             (RefuseReason::WeakSignature, "weak_signature"),
+            (RefuseReason::TooManySessions, "too_many_sessions"),
         ];
         for (reason, spelling) in all {
             assert_eq!(reason.as_str(), spelling);

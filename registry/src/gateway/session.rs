@@ -2,6 +2,7 @@
 //! rules (cached per store revision), and how to end it from outside.
 
 use super::killable::KillSwitch;
+use super::memory::Budget;
 use super::{Shared, blocking};
 use crate::error::RegistryError;
 use crate::model::RuleRecord;
@@ -75,6 +76,8 @@ pub struct SessionState {
     pub handle: russh::server::Handle,
     /// Cuts the socket.
     pub kill: KillSwitch,
+    /// Receive windows of its forwards (see [`super::memory`]).
+    pub window_budget: Arc<Budget>,
     revoked: AtomicBool,
     end_reason: Mutex<Option<String>>,
     forwards: Mutex<Forwards>,
@@ -100,6 +103,7 @@ impl SessionState {
         source: SocketAddr,
         handle: russh::server::Handle,
         kill: KillSwitch,
+        window_budget: Arc<Budget>,
     ) -> Arc<Self> {
         Arc::new(SessionState {
             id,
@@ -109,6 +113,7 @@ impl SessionState {
             started: Instant::now(),
             handle,
             kill,
+            window_budget,
             revoked: AtomicBool::new(false),
             end_reason: Mutex::new(None),
             forwards: Mutex::new(Forwards::default()),
@@ -261,9 +266,54 @@ impl SessionState {
 pub struct Sessions {
     inner: Mutex<HashMap<u64, (Arc<SessionState>, i64)>>,
     next: AtomicU64,
+    /// Logins decided but not yet registered, per key fingerprint.
+    claims: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// A session slot of one key, held from the login decision until the
+/// session is registered (or the login falls through): concurrent logins
+/// of one key cannot overshoot [`Sessions::claim`]'s limit.
+pub struct Claim {
+    claims: Arc<Mutex<HashMap<String, usize>>>,
+    fingerprint: String,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut claims = lock(&self.claims);
+        if let Some(n) = claims.get_mut(&self.fingerprint) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                claims.remove(&self.fingerprint);
+            }
+        }
+    }
 }
 
 impl Sessions {
+    /// Claim a session slot for `fingerprint` if it holds fewer than `max`
+    /// sessions (live or being set up); `None` when it is at its limit (the
+    /// newest login is the one refused).
+    pub fn claim(&self, fingerprint: &str, max: usize) -> Option<Claim> {
+        // Lock order: sessions, then claims (as in `Claim::drop`, which
+        // takes only the claims).
+        let inner = lock(&self.inner);
+        let mut claims = lock(&self.claims);
+        let live = inner
+            .values()
+            .filter(|(s, _)| s.fingerprint == fingerprint && !s.is_revoked())
+            .count();
+        let pending = claims.get(fingerprint).copied().unwrap_or(0);
+        if live + pending >= max {
+            return None;
+        }
+        *claims.entry(fingerprint.to_owned()).or_insert(0) += 1;
+        Some(Claim {
+            claims: Arc::clone(&self.claims),
+            fingerprint: fingerprint.to_owned(),
+        })
+    }
+
     /// A fresh session id.
     pub fn next_id(&self) -> u64 {
         self.next.fetch_add(1, Ordering::Relaxed)

@@ -106,7 +106,9 @@ pub fn server_config(cfg: &GatewayConfig) -> russh::server::Config {
         keys: vec![cfg.host_key.private().clone()],
         certificates: Vec::new(),
         limits: russh::Limits::default(),
-        window_size: cfg.window_size,
+        // Forwards open with a small window and are granted their share of
+        // the budgets by the gateway (see `memory`).
+        window_size: super::memory::initial_window(cfg.window_size),
         maximum_packet_size: cfg.max_packet_size,
         // Channel read halves are not used (data comes through the handler).
         channel_buffer_size: 16,
