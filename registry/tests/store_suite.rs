@@ -61,6 +61,7 @@ suite!(
     refusals_change_nothing,
     create_user_on_import,
     tokens_are_found_by_hash_and_marked_used,
+    tokens_are_listed_revoked_and_expire,
     a_second_handle_sees_every_change,
     many_threads_share_one_store,
     lists_sort_by_bytes_not_by_locale,
@@ -318,6 +319,47 @@ fn tokens_are_found_by_hash_and_marked_used(db: &Db) {
     assert_eq!(e.event.detail["token"], "ci");
     // the hash is never in the audit log
     assert!(!e.event.detail.to_string().contains(&hash));
+}
+
+fn tokens_are_listed_revoked_and_expire(db: &Db) {
+    let s = db.open();
+    let (a, b, c) = ("a".repeat(64), "b".repeat(64), "c".repeat(64));
+    s.add_token("zeta", &a, &cli()).unwrap();
+    let later = now() + 3600;
+    let t = s.add_token_until("alpha", &b, Some(later), &cli()).unwrap();
+    assert_eq!(t.expires_at, Some(later));
+    s.add_token_until("old", &c, Some(now() - 1), &cli())
+        .unwrap();
+    s.use_token(&a).unwrap().unwrap();
+    let list = s.list_tokens().unwrap();
+    let names: Vec<&str> = list.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["alpha", "old", "zeta"]);
+    assert_eq!(list[0].expires_at, Some(later));
+    assert!(list[0].last_used.is_none() && list[2].last_used.is_some());
+    // expired: refused, never marked used
+    assert!(s.use_token(&c).unwrap().is_none());
+    assert!(s.use_token(&b).unwrap().is_some());
+    // revoked: gone at once, for every handle
+    let other = db.open();
+    let rev = s.revision().unwrap();
+    assert_eq!(other.revoke_token("zeta", &cli()).unwrap().name, "zeta");
+    assert!(s.use_token(&a).unwrap().is_none());
+    assert!(matches!(
+        s.revoke_token("zeta", &cli()),
+        Err(RegistryError::NotFound(_))
+    ));
+    assert_eq!(s.revision().unwrap(), rev + 1);
+    assert_eq!(s.list_tokens().unwrap().len(), 2);
+    let e = &s.audit(&AuditQuery::default()).unwrap()[0];
+    assert_eq!(
+        (e.event.kind.as_str(), e.event.actor.as_str()),
+        ("token.revoke", "cli:root")
+    );
+    assert_eq!(e.event.detail["token"], "zeta");
+    let created = &s.audit(&AuditQuery::default()).unwrap()[2];
+    assert_eq!(created.event.detail["expires_at"], later);
+    // the name can be used again
+    s.add_token("zeta", &"d".repeat(64), &cli()).unwrap();
 }
 
 fn a_second_handle_sees_every_change(db: &Db) {
