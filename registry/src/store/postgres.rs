@@ -1573,7 +1573,7 @@ impl Store for PostgresStore {
         self.call(move |c| async move {
             c.execute(
                 "DELETE FROM audit WHERE id IN \
-                 (SELECT id FROM audit WHERE at < $1 ORDER BY at LIMIT $2)",
+                 (SELECT id FROM audit WHERE at < $1 ORDER BY at, id LIMIT $2)",
                 &[&before, &batch],
             )
             .await

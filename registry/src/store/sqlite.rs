@@ -1265,7 +1265,7 @@ impl Store for SqliteStore {
             let n = tx
                 .execute(
                     "DELETE FROM audit WHERE id IN \
-                     (SELECT id FROM audit WHERE at < ?1 ORDER BY at LIMIT ?2)",
+                     (SELECT id FROM audit WHERE at < ?1 ORDER BY at, id LIMIT ?2)",
                     params![before, batch],
                 )
                 .map_err(db)?;
