@@ -1224,8 +1224,39 @@ pub fn time_seconds(ts: Timestamp) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
+
+    #[test]
+    fn serve_takes_trusted_proxies_and_audit_keep() {
+        let cli = Cli::try_parse_from([
+            "pra-registry",
+            "serve",
+            "--trusted-proxy",
+            "10.0.0.1",
+            "--trusted-proxy",
+            "::1",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(args.trusted_proxy.len(), 2);
+        assert_eq!(args.audit_keep, 365);
+        let cli = Cli::try_parse_from(["pra-registry", "serve", "--audit-keep", "30"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!((args.audit_keep, args.trusted_proxy.len()), (30, 0));
+        for bad in [
+            &["serve", "--trusted-proxy", "proxy.example"][..],
+            &["serve", "--audit-keep", "-1"],
+        ] {
+            let mut argv = vec!["pra-registry"];
+            argv.extend_from_slice(bad);
+            assert!(Cli::try_parse_from(argv).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn times_are_utc_calendar_dates() {
