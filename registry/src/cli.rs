@@ -485,21 +485,18 @@ fn serve_command(
             )
         })?;
     let fingerprint = host_key.fingerprint();
-    let opts = ServeOptions {
+    let mut opts = ServeOptions {
         ssh: args.ssh,
         api: args.api,
         gateway: Some(crate::gateway::GatewayConfig {
             gateway_id: args.gateway_id.filter(|id| !id.trim().is_empty()),
             ..crate::gateway::GatewayConfig::new(host_key)
         }),
-        api_config: crate::api::ApiConfig {
-            trusted_proxies: crate::api::proxy::TrustedProxies::new(args.trusted_proxy),
-            ..crate::api::ApiConfig::default()
-        },
-        audit_retention: (args.audit_keep > 0)
-            .then(|| crate::retention::Retention::days(args.audit_keep)),
         ..ServeOptions::default()
     };
+    opts.api_config.trusted_proxies = crate::api::proxy::TrustedProxies::new(args.trusted_proxy);
+    opts.audit_retention =
+        (args.audit_keep > 0).then(|| crate::retention::Retention::days(args.audit_keep));
     runtime.block_on(async move {
         let listeners = serve::bind(&opts).await?;
         let api = listeners.api_addr().map_err(|e| {
