@@ -176,10 +176,7 @@ fn interpret(
 
 fn refused(status: u16, err: &ApiError) -> ClientError {
     if err.code == ApiErrorCode::NoSuchAccount {
-        return ClientError::new(
-            Code::AccountUnknown,
-            format!("registry: {}", sanitize(&err.message, 300)),
-        );
+        return ClientError::new(Code::AccountUnknown, sanitize(&err.message, 300));
     }
     let fix = match err.code {
         ApiErrorCode::Conflict => "the key or name belongs to another user: ask your administrator",
@@ -414,7 +411,9 @@ mod tests {
             Some(FP),
         ));
         assert!(
-            l.starts_with("ERR(10226) registry: the registry has no account named alcie: check your account name"),
+            l.starts_with(
+                "ERR(10226) the registry has no account named alcie: check your account name"
+            ),
             "{l}"
         );
         let l = line(interpret(

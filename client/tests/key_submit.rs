@@ -377,7 +377,7 @@ fn a_typo_in_the_account_name_is_err_10226_after_the_submission() {
                 http(
                     "404 Not Found",
                     "application/json",
-                    r#"{"code":"no_such_account","message":"the registry has no account named alcie: check the name with your administrator"}"#,
+                    r#"{"code":"no_such_account","message":"the registry has no account named alcie"}"#,
                 )
             };
             s.write_all(&resp).unwrap();
@@ -394,6 +394,6 @@ fn a_typo_in_the_account_name_is_err_10226_after_the_submission() {
         proof::verify(&key, Action::Status, "alcie", &q.proof, now()),
         Ok(())
     );
-    let line = out.err("ERR(10226) registry: the registry has no account named alcie");
+    let line = out.err("ERR(10226) the registry has no account named alcie");
     assert!(line.contains("pra keygen --user NAME --force"), "{line}");
 }

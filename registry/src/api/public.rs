@@ -148,11 +148,8 @@ pub async fn status(
         return Err(ApiFailure::new(
             StatusCode::NOT_FOUND,
             ApiErrorCode::NoSuchAccount,
-            format!(
-                "the registry has no account named {}: check the name with your administrator, \
-                 then make the key again with `pra keygen --user NAME --force` and submit it",
-                q.user
-            ),
+            // The fix is the client's to say (ERR(10226)).
+            format!("the registry has no account named {}", q.user),
         ));
     }
     let record = record.ok_or_else(|| {
