@@ -175,12 +175,18 @@ fn interpret(
 }
 
 fn refused(status: u16, err: &ApiError) -> ClientError {
+    if err.code == ApiErrorCode::NoSuchAccount {
+        return ClientError::new(Code::AccountUnknown, sanitize(&err.message, 300));
+    }
     let fix = match err.code {
         ApiErrorCode::Conflict => "the key or name belongs to another user: ask your administrator",
         ApiErrorCode::InvalidProof => {
             "check that this PC's clock is right (within 5 minutes), then submit again"
         }
         ApiErrorCode::RateLimited => "wait a minute, then try again",
+        ApiErrorCode::TooManyPending => {
+            "ask your administrator to approve or revoke the keys already waiting for your account"
+        }
         ApiErrorCode::NotFound => {
             "check the registry URL, and ask your administrator whether your account exists in the registry"
         }
@@ -225,6 +231,14 @@ pub fn key_status(
     user: &str,
 ) -> ClientResult<KeyStatusReply> {
     let client = RegistryClient::new(registry_url)?;
+    status_with(&client, key, user)
+}
+
+fn status_with(
+    client: &RegistryClient,
+    key: &PrivateKey,
+    user: &str,
+) -> ClientResult<KeyStatusReply> {
     let proof =
         proof::sign(key, Action::Status, user, crate::keystore::unix_now()).map_err(|e| {
             ClientError::new(
@@ -305,6 +319,16 @@ pub fn submit_key(
         url: client.url().to_string(),
     });
     cfg.save(home)?;
+    // The registry answers a submission for an unknown account like any
+    // other (no account probing); only the status request, signed with this
+    // key, says "no such account". Ask once, so a typo shows now.
+    if reply.status == KeyStatus::Pending {
+        match status_with(&client, &key, &info.meta.user) {
+            Err(e) if e.code() == Code::AccountUnknown => return Err(e),
+            Err(e) => tracing::debug!(error = %e.line(), "status after the submission not known"),
+            Ok(_) => {}
+        }
+    }
     Ok(Submitted {
         reply,
         url: client.url().to_string(),
@@ -373,6 +397,35 @@ mod tests {
         ));
         assert!(
             l.starts_with("ERR(10212) registry refused: conflict — key registered to another user\\u{1b}[31m (HTTP 409)"),
+            "{l}"
+        );
+    }
+
+    #[test]
+    fn no_such_account_has_its_own_code() {
+        let l = line(interpret(
+            "http://r",
+            404,
+            None,
+            r#"{"code":"no_such_account","message":"the registry has no account named alcie"}"#,
+            Some(FP),
+        ));
+        assert!(
+            l.starts_with(
+                "ERR(10226) the registry has no account named alcie: check your account name"
+            ),
+            "{l}"
+        );
+        let l = line(interpret(
+            "http://r",
+            429,
+            None,
+            r#"{"code":"too_many_pending","message":"account alice already has 5 keys waiting"}"#,
+            Some(FP),
+        ));
+        assert!(
+            l.starts_with("ERR(10212) registry refused: too_many_pending")
+                && l.contains("approve or revoke"),
             "{l}"
         );
     }

@@ -352,3 +352,48 @@ fn submit_remembers_the_registry_url() {
         assert!(out.ok().contains(": pending"), "{out:?}");
     }
 }
+
+#[test]
+fn a_typo_in_the_account_name_is_err_10226_after_the_submission() {
+    // The registry answers the submission like any other (no account
+    // probing); the status request signed with the key tells the truth.
+    let env = TestEnv::new();
+    env.keygen("alcie");
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let (mut s, _) = l.accept().unwrap();
+            let req = read_request(&s);
+            let resp = if req.path == "/api/v1/keys" {
+                let sub: KeySubmission = serde_json::from_str(&req.body).unwrap();
+                http(
+                    "202 Accepted",
+                    "application/json",
+                    &reply(&sub, KeyStatus::Pending),
+                )
+            } else {
+                http(
+                    "404 Not Found",
+                    "application/json",
+                    r#"{"code":"no_such_account","message":"the registry has no account named alcie"}"#,
+                )
+            };
+            s.write_all(&resp).unwrap();
+            seen.push(req);
+        }
+        seen
+    });
+    let out = env.run(&["key", "submit", "--registry", &url]);
+    let seen = server.join().unwrap();
+    assert_eq!(seen[1].path, "/api/v1/keys/status");
+    let q: pra_proto::api::KeyStatusQuery = serde_json::from_str(&seen[1].body).unwrap();
+    let key = ssh_key::PublicKey::from_openssh(&q.public_key).unwrap();
+    assert_eq!(
+        proof::verify(&key, Action::Status, "alcie", &q.proof, now()),
+        Ok(())
+    );
+    let line = out.err("ERR(10226) the registry has no account named alcie");
+    assert!(line.contains("pra keygen --user NAME --force"), "{line}");
+}

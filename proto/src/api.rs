@@ -141,6 +141,12 @@ pub enum ApiErrorCode {
     RequestTimeout,
     /// The registry failed internally; nothing was changed.
     Internal,
+    /// The account already has as many pending keys as allowed; an admin
+    /// must approve or revoke some first.
+    TooManyPending,
+    /// The status of a key submitted for an account that does not exist
+    /// (told only to the holder of that key).
+    NoSuchAccount,
 }
 
 impl ApiErrorCode {
@@ -161,6 +167,8 @@ impl ApiErrorCode {
             ApiErrorCode::RateLimited => "rate_limited",
             ApiErrorCode::RequestTimeout => "request_timeout",
             ApiErrorCode::Internal => "internal",
+            ApiErrorCode::TooManyPending => "too_many_pending",
+            ApiErrorCode::NoSuchAccount => "no_such_account",
         }
     }
 }
@@ -195,6 +203,8 @@ mod tests {
             (ApiErrorCode::RateLimited, "rate_limited"),
             (ApiErrorCode::RequestTimeout, "request_timeout"),
             (ApiErrorCode::Internal, "internal"),
+            (ApiErrorCode::TooManyPending, "too_many_pending"),
+            (ApiErrorCode::NoSuchAccount, "no_such_account"),
         ] {
             assert_eq!(code.as_str(), s);
             assert_eq!(

@@ -146,6 +146,10 @@ codes! {
     /// The connection was lost and is being re-established.
     Reconnecting = (10220, War, "the connection to the gateway was lost; reconnecting",
         "nothing to do: forwards resume by themselves when the gateway is reachable again"),
+    /// A key was submitted for an account the registry does not have (a
+    /// typo in `pra keygen --user`); told only to the key's holder.
+    AccountUnknown = (10226, Err, "the registry has no account with the name this key was made for",
+        "check your account name with your administrator, then `pra keygen --user NAME --force` and `pra key submit` again"),
     /// The OS credential store (Secret Service, Windows Credential Manager,
     /// macOS Keychain) is not available, so the app cannot remember the
     /// passphrase; connecting goes on.

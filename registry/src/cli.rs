@@ -4,7 +4,7 @@
 //! Every failure is one [`Failure`] line: `ERR(103xx) what happened: what
 //! to do`, exit status non-zero.
 
-use crate::api::admin::{AuditList, KeyList, RuleList, SessionList, UserList};
+use crate::api::admin::{AuditList, KeyList, RuleList, SessionList, TokenList, UserList};
 use crate::api::extract::BearerToken;
 use crate::error::RegistryError;
 use crate::model::{Actor, AuditEntry, AuditQuery, KeyRecord, NewKey, RuleRecord, Timestamp};
@@ -108,6 +108,13 @@ pub struct ServeArgs {
           default_value_t = crate::gateway::DEFAULT_MAX_SESSIONS_PER_KEY,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
     pub max_sessions_per_key: usize,
+    /// A reverse proxy in front of the API whose X-Forwarded-For names the
+    /// client (repeatable); from any other peer the header is ignored.
+    #[arg(long = "trusted-proxy", value_name = "ADDR")]
+    pub trusted_proxy: Vec<std::net::IpAddr>,
+    /// Delete audit events older than this many days (0 keeps them all).
+    #[arg(long, value_name = "DAYS", default_value_t = crate::retention::DEFAULT_KEEP_DAYS)]
+    pub audit_keep: u32,
 }
 
 /// `session …`.
@@ -250,6 +257,21 @@ pub enum TokenCommand {
         /// A name for the token (letters, digits, . _ -).
         #[arg(long, value_name = "NAME")]
         name: String,
+        /// The token stops working after this long (e.g. 90d, 12h; default: until revoked).
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+    },
+    /// List the tokens: name, created, last used, expiry (never the secrets).
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Withdraw a token at once: its next API request, and every admin web
+    /// session signed in with it, is refused.
+    Revoke {
+        /// The token's name, as `token list` shows it.
+        name: String,
     },
 }
 
@@ -360,7 +382,7 @@ impl From<RegistryError> for Failure {
     fn from(e: RegistryError) -> Failure {
         let code = match &e {
             RegistryError::Invalid { .. } => Code::RegistryInvalid,
-            RegistryError::Conflict(_) => Code::RegistryConflict,
+            RegistryError::Conflict(_) | RegistryError::TooManyPending(_) => Code::RegistryConflict,
             RegistryError::NotFound(_) => Code::RegistryNotFound,
             RegistryError::Database(_) | RegistryError::HostKey { .. } => Code::RegistryDatabase,
             RegistryError::Gateway(_) => Code::RegistryListen,
@@ -426,28 +448,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Fai
         Command::Audit(a) => w(audit(store.as_ref(), a, out)?),
         Command::Session(c) => w(session(store.as_ref(), c, &actor, out)?),
         Command::Hostkey(args) => hostkey_command(&cli.data, &args, out),
-        Command::Token(TokenCommand::Create { name }) => {
-            validate::token_name(&name)?;
-            let mut raw = [0u8; 32];
-            getrandom::fill(&mut raw).map_err(|e| {
-                Failure::new(
-                    Code::RegistryDatabase,
-                    format!("the OS random generator failed: {e}"),
-                    "try again",
-                )
-            })?;
-            let token = BearerToken::new(format!(
-                "pra_{}",
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
-            ));
-            store.add_token(&name, &token.hash(), &actor)?;
-            w(writeln!(out, "{}", token.expose()))?;
-            w(writeln!(
-                err,
-                "token {name} created; it is shown only this once: store it now \
-                 (send it as `Authorization: Bearer TOKEN`)"
-            ))
-        }
+        Command::Token(c) => w(token(store.as_ref(), c, &actor, out, err)?),
     }
 }
 
@@ -490,7 +491,7 @@ fn serve_command(
             )
         })?;
     let fingerprint = host_key.fingerprint();
-    let opts = ServeOptions {
+    let mut opts = ServeOptions {
         ssh: args.ssh,
         api: args.api,
         gateway: Some(crate::gateway::GatewayConfig {
@@ -500,6 +501,9 @@ fn serve_command(
         }),
         ..ServeOptions::default()
     };
+    opts.api_config.trusted_proxies = crate::api::proxy::TrustedProxies::new(args.trusted_proxy);
+    opts.audit_retention =
+        (args.audit_keep > 0).then(|| crate::retention::Retention::days(args.audit_keep));
     runtime.block_on(async move {
         let listeners = serve::bind(&opts).await?;
         let api = listeners.api_addr().map_err(|e| {
@@ -998,6 +1002,97 @@ fn session(
     }
 }
 
+fn token(
+    store: &dyn Store,
+    c: TokenCommand,
+    actor: &Actor,
+    out: Out<'_>,
+    err: Out<'_>,
+) -> Result<std::io::Result<()>, Failure> {
+    match c {
+        TokenCommand::Create { name, expires } => {
+            validate::token_name(&name)?;
+            let expires_at = expires
+                .as_deref()
+                .map(|d| validate::duration("--expires", d))
+                .transpose()?
+                .map(|secs| crate::model::now() + secs);
+            let mut raw = [0u8; 32];
+            getrandom::fill(&mut raw).map_err(|e| {
+                Failure::new(
+                    Code::RegistryDatabase,
+                    format!("the OS random generator failed: {e}"),
+                    "try again",
+                )
+            })?;
+            let token = BearerToken::new(format!(
+                "pra_{}",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+            ));
+            store.add_token_until(&name, &token.hash(), expires_at, actor)?;
+            if let Err(e) = writeln!(out, "{}", token.expose()) {
+                return Ok(Err(e));
+            }
+            let until = match expires_at {
+                Some(at) => format!("valid until {}", time(at)),
+                None => "valid until revoked (`pra-registry token revoke NAME`)".into(),
+            };
+            Ok(writeln!(
+                err,
+                "token {name} created, {until}; it is shown only this once: store it now \
+                 (send it as `Authorization: Bearer TOKEN`)"
+            ))
+        }
+        TokenCommand::List { json: true } => json(
+            out,
+            &TokenList {
+                tokens: store.list_tokens()?,
+            },
+        ),
+        TokenCommand::List { json: false } => {
+            let tokens = store.list_tokens()?;
+            if tokens.is_empty() {
+                return Ok(writeln!(
+                    out,
+                    "no tokens (create one with `pra-registry token create --name NAME`)"
+                ));
+            }
+            let now = crate::model::now();
+            let rows = tokens
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.name.clone(),
+                        time(t.created_at),
+                        t.last_used.map(time).unwrap_or_else(|| "never".into()),
+                        match t.expires_at {
+                            None => "never".into(),
+                            Some(at) if at <= now => format!("{} (expired)", time(at)),
+                            Some(at) => time(at),
+                        },
+                    ]
+                })
+                .collect();
+            Ok(out.write_all(
+                table(
+                    &["NAME", "CREATED (UTC)", "LAST USED (UTC)", "EXPIRES (UTC)"],
+                    rows,
+                )
+                .as_bytes(),
+            ))
+        }
+        TokenCommand::Revoke { name } => {
+            validate::token_name(&name)?;
+            let t = store.revoke_token(&name, actor)?;
+            Ok(writeln!(
+                out,
+                "revoked token {} (API requests and admin web sessions using it are refused from now on)",
+                t.name
+            ))
+        }
+    }
+}
+
 fn audit(store: &dyn Store, a: AuditArgs, out: Out<'_>) -> Result<std::io::Result<()>, Failure> {
     if !(1..=1000).contains(&a.limit) {
         return Err(RegistryError::invalid("limit", "give a number from 1 to 1000").into());
@@ -1133,8 +1228,39 @@ pub fn time_seconds(ts: Timestamp) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
+
+    #[test]
+    fn serve_takes_trusted_proxies_and_audit_keep() {
+        let cli = Cli::try_parse_from([
+            "pra-registry",
+            "serve",
+            "--trusted-proxy",
+            "10.0.0.1",
+            "--trusted-proxy",
+            "::1",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(args.trusted_proxy.len(), 2);
+        assert_eq!(args.audit_keep, 365);
+        let cli = Cli::try_parse_from(["pra-registry", "serve", "--audit-keep", "30"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!((args.audit_keep, args.trusted_proxy.len()), (30, 0));
+        for bad in [
+            &["serve", "--trusted-proxy", "proxy.example"][..],
+            &["serve", "--audit-keep", "-1"],
+        ] {
+            let mut argv = vec!["pra-registry"];
+            argv.extend_from_slice(bad);
+            assert!(Cli::try_parse_from(argv).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn times_are_utc_calendar_dates() {

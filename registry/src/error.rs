@@ -21,6 +21,9 @@ pub enum RegistryError {
     /// No such record.
     #[error("{0}")]
     NotFound(String),
+    /// A per-account limit is reached (e.g. pending keys); nothing was stored.
+    #[error("{0}")]
+    TooManyPending(String),
     /// The database cannot be opened, is damaged, or a query failed.
     #[error("database error: {0}")]
     Database(String),
@@ -44,6 +47,7 @@ impl RegistryError {
             RegistryError::Invalid { code, .. } => *code,
             RegistryError::Conflict(_) => ApiErrorCode::Conflict,
             RegistryError::NotFound(_) => ApiErrorCode::NotFound,
+            RegistryError::TooManyPending(_) => ApiErrorCode::TooManyPending,
             RegistryError::Database(_)
             | RegistryError::HostKey { .. }
             | RegistryError::Gateway(_) => ApiErrorCode::Internal,

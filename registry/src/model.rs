@@ -122,6 +122,9 @@ pub struct TokenRecord {
     pub created_at: Timestamp,
     /// Last time it authorized a request.
     pub last_used: Option<Timestamp>,
+    /// It stops being valid at this time (`None`: only when revoked).
+    #[serde(default)]
+    pub expires_at: Option<Timestamp>,
 }
 
 /// Something worth recording: admin changes, logins, refusals, sessions.

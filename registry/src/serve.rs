@@ -28,6 +28,8 @@ pub struct ServeOptions {
     pub api_config: ApiConfig,
     /// SSH gateway settings (host key …); `None` serves the API only.
     pub gateway: Option<GatewayConfig>,
+    /// Deleting old audit events (`--audit-keep`); `None` keeps them all.
+    pub audit_retention: Option<crate::retention::Retention>,
 }
 
 impl Default for ServeOptions {
@@ -37,6 +39,7 @@ impl Default for ServeOptions {
             api: pra_proto::DEFAULT_API_ADDR.to_string(),
             api_config: ApiConfig::default(),
             gateway: None,
+            audit_retention: Some(crate::retention::Retention::default()),
         }
     }
 }
@@ -127,6 +130,15 @@ pub async fn run(
         _ => tracing::info!("no SSH gateway configured; serving the API only"),
     }
 
+    // Old audit events go in the background, on the same shutdown.
+    let retention = opts.audit_retention.clone().map(|r| {
+        tokio::spawn(crate::retention::run(
+            store.clone(),
+            r,
+            stopped(stop_rx.clone()),
+        ))
+    });
+
     // Run until shutdown is asked for or a server ends by itself (an error).
     let mut result = Ok(());
     tokio::select! {
@@ -137,6 +149,9 @@ pub async fn run(
         }
     }
     let _ = stop_tx.send(true);
+    if let Some(task) = retention {
+        let _ = task.await;
+    }
     while let Some(ended) = servers.join_next().await {
         if let Err(e) = flatten(ended)
             && result.is_ok()

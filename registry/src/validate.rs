@@ -332,6 +332,38 @@ pub fn token_name(s: &str) -> Result<(), RegistryError> {
     name("token name", s, &['.', '_', '-'], "letters, digits, . _ -")
 }
 
+/// A duration as an admin writes it: a whole number and a unit, `s`, `m`,
+/// `h`, `d` or `w` (`90d`, `12h`, `30m`), from 1 minute to 10 years.
+/// Returns seconds. `field` names it in the error (e.g. `--expires`).
+pub fn duration(field: &'static str, s: &str) -> Result<i64, RegistryError> {
+    let bad = |why: &str| {
+        RegistryError::invalid(
+            field,
+            format!(
+                "{why} (got {:?}; write e.g. 90d, 12h, 30m)",
+                sanitize(s, 40)
+            ),
+        )
+    };
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: i64 = num.parse().map_err(|_| bad("not a number with a unit"))?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(bad("the unit must be s, m, h, d or w")),
+    };
+    let secs = n.checked_mul(scale).ok_or_else(|| bad("too long"))?;
+    if !(60..=10 * 366 * 86_400).contains(&secs) {
+        return Err(bad("must be between 1 minute and 10 years"));
+    }
+    Ok(secs)
+}
+
 /// A TCP port 1–65535. `field` names it in the error (`local port`, `target port`).
 pub fn port(field: &'static str, value: i64) -> Result<u16, RegistryError> {
     match u16::try_from(value) {
@@ -517,8 +549,34 @@ pub fn device(d: &Device) -> Result<Device, RegistryError> {
 
 #[cfg(test)]
 pub(crate) mod tests {
+
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+
+    #[test]
+    fn durations() {
+        for (text, want) in [
+            ("90d", Some(90 * 86_400)),
+            ("12h", Some(12 * 3600)),
+            ("30m", Some(1800)),
+            ("2w", Some(14 * 86_400)),
+            ("60s", Some(60)),
+            (" 1d ", Some(86_400)),
+            ("59s", None),
+            ("0d", None),
+            ("11000d", None),
+            ("d", None),
+            ("5", None),
+            ("5y", None),
+            ("-5d", None),
+            ("99999999999999999999d", None),
+            ("", None),
+        ] {
+            assert_eq!(duration("--expires", text).ok(), want, "{text:?}");
+        }
+        let e = duration("--expires", "5y").unwrap_err().to_string();
+        assert!(e.contains("--expires") && e.contains("90d"), "{e}");
+    }
     use ssh_key::private::Ed25519Keypair;
 
     pub(crate) fn ed25519_line(seed: u8, comment: &str) -> String {

@@ -61,6 +61,9 @@ suite!(
     refusals_change_nothing,
     create_user_on_import,
     tokens_are_found_by_hash_and_marked_used,
+    tokens_are_listed_revoked_and_expire,
+    pending_keys_are_capped_per_account_known_or_not,
+    old_audit_events_are_pruned_in_batches,
     a_second_handle_sees_every_change,
     many_threads_share_one_store,
     lists_sort_by_bytes_not_by_locale,
@@ -318,6 +321,116 @@ fn tokens_are_found_by_hash_and_marked_used(db: &Db) {
     assert_eq!(e.event.detail["token"], "ci");
     // the hash is never in the audit log
     assert!(!e.event.detail.to_string().contains(&hash));
+}
+
+fn tokens_are_listed_revoked_and_expire(db: &Db) {
+    let s = db.open();
+    let (a, b, c) = ("a".repeat(64), "b".repeat(64), "c".repeat(64));
+    s.add_token("zeta", &a, &cli()).unwrap();
+    let later = now() + 3600;
+    let t = s.add_token_until("alpha", &b, Some(later), &cli()).unwrap();
+    assert_eq!(t.expires_at, Some(later));
+    s.add_token_until("old", &c, Some(now() - 1), &cli())
+        .unwrap();
+    s.use_token(&a).unwrap().unwrap();
+    let list = s.list_tokens().unwrap();
+    let names: Vec<&str> = list.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["alpha", "old", "zeta"]);
+    assert_eq!(list[0].expires_at, Some(later));
+    assert!(list[0].last_used.is_none() && list[2].last_used.is_some());
+    // expired: refused, never marked used
+    assert!(s.use_token(&c).unwrap().is_none());
+    assert!(s.use_token(&b).unwrap().is_some());
+    // revoked: gone at once, for every handle
+    let other = db.open();
+    let rev = s.revision().unwrap();
+    assert_eq!(other.revoke_token("zeta", &cli()).unwrap().name, "zeta");
+    assert!(s.use_token(&a).unwrap().is_none());
+    assert!(matches!(
+        s.revoke_token("zeta", &cli()),
+        Err(RegistryError::NotFound(_))
+    ));
+    assert_eq!(s.revision().unwrap(), rev + 1);
+    assert_eq!(s.list_tokens().unwrap().len(), 2);
+    let e = &s.audit(&AuditQuery::default()).unwrap()[0];
+    assert_eq!(
+        (e.event.kind.as_str(), e.event.actor.as_str()),
+        ("token.revoke", "cli:root")
+    );
+    assert_eq!(e.event.detail["token"], "zeta");
+    let created = &s.audit(&AuditQuery::default()).unwrap()[2];
+    assert_eq!(created.event.detail["expires_at"], later);
+    // the name can be used again
+    s.add_token("zeta", &"d".repeat(64), &cli()).unwrap();
+}
+
+fn pending_keys_are_capped_per_account_known_or_not(db: &Db) {
+    let s = db.open();
+    s.add_user("alice", &cli()).unwrap();
+    let web = Actor::Submitter("192.0.2.1:5000".into());
+    for seed in 1..=5 {
+        s.add_key(new_key(seed, "alice", KeyStatus::Pending), false, &web)
+            .unwrap();
+    }
+    let sixth = new_key(6, "alice", KeyStatus::Pending);
+    assert!(matches!(
+        s.add_key(sixth.clone(), false, &web),
+        Err(RegistryError::TooManyPending(_))
+    ));
+    // an admin's import is not capped; a resubmission is answered
+    s.add_key(new_key(7, "alice", KeyStatus::Pending), false, &cli())
+        .unwrap();
+    let (_, created) = s
+        .add_key(new_key(1, "alice", KeyStatus::Pending), false, &web)
+        .unwrap();
+    assert!(!created);
+    assert_eq!(s.list_keys(Some(KeyStatus::Pending)).unwrap().len(), 6);
+
+    // unknown names: remembered per (key, name), capped alike, audited
+    let fp = |seed| fingerprint(&ed25519(seed));
+    assert!(!s.unknown_submission(&fp(10), "alcie").unwrap());
+    for seed in 10..15 {
+        s.note_unknown_submission(&fp(seed), "alcie", &web).unwrap();
+    }
+    s.note_unknown_submission(&fp(10), "alcie", &web).unwrap();
+    assert!(matches!(
+        s.note_unknown_submission(&fp(15), "alcie", &web),
+        Err(RegistryError::TooManyPending(_))
+    ));
+    s.note_unknown_submission(&fp(15), "bobby", &web).unwrap();
+    assert!(s.unknown_submission(&fp(10), "alcie").unwrap());
+    assert!(!s.unknown_submission(&fp(10), "bobby").unwrap());
+    assert!(!s.unknown_submission(&fp(15), "alcie").unwrap());
+    assert!(s.get_user("alcie").unwrap().is_none());
+    let e = &s.audit(&AuditQuery::default()).unwrap()[0];
+    assert_eq!(e.event.kind, "key.submit.unknown_user");
+    assert_eq!(
+        (e.event.user.as_deref(), e.event.source.as_deref()),
+        (Some("bobby"), Some("192.0.2.1:5000"))
+    );
+    assert!(
+        s.note_unknown_submission("nonsense", "alcie", &web)
+            .is_err()
+    );
+}
+
+fn old_audit_events_are_pruned_in_batches(db: &Db) {
+    let s = db.open();
+    for n in 0..12 {
+        s.record(&gateway_event("login.refused", n)).unwrap();
+    }
+    let t = now();
+    // nothing is older than an hour ago
+    assert_eq!(s.prune_audit(t - 3600, 5).unwrap(), 0);
+    assert_eq!(s.prune_audit(t + 10, 5).unwrap(), 5);
+    assert_eq!(s.prune_audit(t + 10, 5).unwrap(), 5);
+    let left = s.audit(&AuditQuery::default()).unwrap();
+    assert_eq!(left.len(), 2);
+    // the oldest went first
+    let ns: Vec<_> = left.iter().map(|e| e.event.detail["n"].clone()).collect();
+    assert_eq!(ns, [serde_json::json!(11), serde_json::json!(10)]);
+    assert_eq!(s.prune_audit(t + 10, 5).unwrap(), 2);
+    assert_eq!(s.prune_audit(t + 10, 5).unwrap(), 0);
 }
 
 fn a_second_handle_sees_every_change(db: &Db) {

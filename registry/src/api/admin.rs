@@ -15,6 +15,8 @@
 //! | GET | `/audit` | `?user=&kind=&limit=&before=` | `{"events": [AuditEntry]}` |
 //! | GET | `/sessions` | | `{"sessions": [SessionRecord]}` (live, every gateway) |
 //! | POST | `/sessions/disconnect` | `{"id": 42}` | `SessionRecord` (its gateway ends it within seconds) |
+//! | GET | `/tokens` | | `{"tokens": [TokenRecord]}` (never the secrets) |
+//! | POST | `/tokens/revoke` | `{"name": "ci"}` | `TokenRecord` (refused from the next request on) |
 
 use super::error::ApiFailure;
 use super::extract::{Admin, ApiPath, ApiQuery, JsonBody};
@@ -45,6 +47,8 @@ pub fn routes() -> Router<AppState> {
         .route("/audit", get(audit))
         .route("/sessions", get(list_sessions))
         .route("/sessions/disconnect", post(disconnect_session))
+        .route("/tokens", get(list_tokens))
+        .route("/tokens/revoke", post(revoke_token))
 }
 
 fn actor(token: &TokenRecord) -> Actor {
@@ -84,6 +88,13 @@ pub struct AuditList {
 pub struct SessionList {
     /// Live sessions of every gateway, oldest first.
     pub sessions: Vec<SessionRecord>,
+}
+
+/// `{"tokens": [...]}`: also what `pra-registry token list --json` prints.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TokenList {
+    /// The admin tokens, by name (no secrets, no hashes).
+    pub tokens: Vec<TokenRecord>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -298,4 +309,30 @@ async fn disconnect_session(
     let session = blocking(&app, move |s| s.request_disconnect(id, &actor)).await?;
     tracing::info!(session = id, user = %session.user, gateway = %session.gateway, token = %token.name, "session disconnect requested");
     Ok(Json(session))
+}
+
+async fn list_tokens(
+    State(app): State<AppState>,
+    _admin: Admin,
+) -> Result<Json<TokenList>, ApiFailure> {
+    let tokens = blocking(&app, |s| s.list_tokens()).await?;
+    Ok(Json(TokenList { tokens }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenNameBody {
+    name: String,
+}
+
+async fn revoke_token(
+    State(app): State<AppState>,
+    Admin(token): Admin,
+    JsonBody(body): JsonBody<TokenNameBody>,
+) -> Result<Json<TokenRecord>, ApiFailure> {
+    validate::token_name(&body.name)?;
+    let actor = actor(&token);
+    let revoked = blocking(&app, move |s| s.revoke_token(&body.name, &actor)).await?;
+    tracing::info!(revoked = %revoked.name, token = %token.name, "admin token revoked");
+    Ok(Json(revoked))
 }

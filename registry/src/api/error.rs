@@ -85,6 +85,7 @@ impl From<RegistryError> for ApiFailure {
             RegistryError::Invalid { .. } => StatusCode::BAD_REQUEST,
             RegistryError::Conflict(_) => StatusCode::CONFLICT,
             RegistryError::NotFound(_) => StatusCode::NOT_FOUND,
+            RegistryError::TooManyPending(_) => StatusCode::TOO_MANY_REQUESTS,
             RegistryError::Database(_)
             | RegistryError::HostKey { .. }
             | RegistryError::Gateway(_) => return ApiFailure::internal(e),

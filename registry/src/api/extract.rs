@@ -168,7 +168,7 @@ impl FromRequestParts<AppState> for Admin {
                 Err(ApiFailure::new(
                     StatusCode::FORBIDDEN,
                     ApiErrorCode::Forbidden,
-                    "the token is not valid",
+                    "the token is not valid (unknown, revoked or expired)",
                 ))
             }
         }

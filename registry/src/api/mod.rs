@@ -5,12 +5,16 @@
 //! - [`admin`]: `/api/v1/admin/…` behind a bearer token.
 //! - [`extract`]: extractors whose refusals are JSON API errors.
 //! - [`limit`]: per-source rate limiting of the public endpoints.
+//! - [`admission`]: per-source cap of open connections.
+//! - [`proxy`]: the client's address (behind a trusted reverse proxy, from
+//!   `X-Forwarded-For`).
 //! - [`error`]: [`error::ApiFailure`], every error answer.
 //!
 //! The admin web page ([`crate::web`]) is nested under `/admin`.
 //!
 //! Protections, outermost first: at most [`ApiConfig::max_connections`]
-//! connections; hyper's header read timeout (a client that does not send
+//! connections, and at most [`ApiConfig::max_connections_per_source`] from
+//! one source (IPv4 address or IPv6 /64; more are closed at once); hyper's header read timeout (a client that does not send
 //! its headers in time is disconnected, idle keep-alive connections too);
 //! a whole-request deadline covering body and handler (`408`, connection
 //! closed); `Content-Length` over [`MAX_BODY`] is answered `413` before any
@@ -20,9 +24,11 @@
 //! [`serve`] takes an already-bound listener and a shutdown future.
 
 pub mod admin;
+pub mod admission;
 pub mod error;
 pub mod extract;
 pub mod limit;
+pub mod proxy;
 pub mod public;
 
 use crate::store::{Store, StoreResult};
@@ -67,6 +73,12 @@ pub struct ApiConfig {
     pub status_limit: RateLimit,
     /// The admin web page under `/admin` (sessions, sign-in limit).
     pub web: crate::web::WebConfig,
+    /// Connections one source (IPv4 address, IPv6 /64) may hold open at
+    /// once; more are closed at once. Trusted proxies are exempt.
+    pub max_connections_per_source: usize,
+    /// Reverse proxies whose `X-Forwarded-For` names the client
+    /// (`serve --trusted-proxy`); from anyone else the header is ignored.
+    pub trusted_proxies: proxy::TrustedProxies,
 }
 
 impl Default for ApiConfig {
@@ -79,6 +91,8 @@ impl Default for ApiConfig {
             submit_limit: RateLimit::SUBMIT,
             status_limit: RateLimit::STATUS,
             web: crate::web::WebConfig::default(),
+            max_connections_per_source: 32,
+            trusted_proxies: proxy::TrustedProxies::default(),
         }
     }
 }
@@ -241,6 +255,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let router = router(store, &config);
     let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let admission = admission::Admission::new(config.max_connections_per_source);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
     tokio::pin!(shutdown);
@@ -264,12 +279,25 @@ pub async fn serve(
                 }
             },
         };
+        // One source may not hold every slot: over its cap, close at once.
+        let source_slot = if config.trusted_proxies.contains(peer.ip()) {
+            None
+        } else {
+            match admission.admit(peer.ip(), Instant::now()) {
+                Some(slot) => Some(slot),
+                None => {
+                    drop(stream);
+                    continue;
+                }
+            }
+        };
         while conns.try_join_next().is_some() {}
         let router = router.clone();
         let config = config.clone();
         let stop = stop_rx.clone();
         conns.spawn(async move {
             serve_connection(stream, peer, router, &config, stop).await;
+            drop(source_slot);
             drop(permit);
         });
     }
@@ -297,9 +325,13 @@ async fn serve_connection(
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    let trusted = config.trusted_proxies.clone();
     let service =
         hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
+            // Behind a trusted proxy, everything downstream (rate limits,
+            // sign-in limit, audit source, log) sees the forwarded client.
+            let client = trusted.client(peer, req.headers());
+            req.extensions_mut().insert(ConnectInfo(client));
             router.clone().oneshot(req.map(axum::body::Body::new))
         });
     let mut builder = hyper::server::conn::http1::Builder::new();

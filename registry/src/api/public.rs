@@ -1,14 +1,25 @@
 //! Public endpoints: health, key submission, key status.
 //!
 //! A submission names an account that must already exist (created by an
-//! admin with `user add`); an unknown account is answered `404 not_found`
-//! so that a typo shows at once on the employee's screen, and anonymous
-//! callers cannot create accounts. A disabled account may still submit (the
-//! key waits as pending; logins stay refused while the account is disabled).
+//! admin with `user add`); anonymous callers cannot create accounts. A
+//! disabled account may still submit (the key waits as pending; logins stay
+//! refused while the account is disabled).
+//!
+//! No account probing: the submission is answered the same (`202`,
+//! pending) whether the account exists or not, and the per-account cap of
+//! pending keys ([`crate::store::MAX_PENDING_PER_USER`], `429
+//! too_many_pending`) counts submissions for unknown names the same way.
+//! A submission for an unknown name is remembered (audited as
+//! `key.submit.unknown_user`) but stores no key. Only the status request,
+//! signed with that very key, answers `404 no_such_account` for it: the
+//! employee who made a typo learns it (`pra key submit` asks at once),
+//! while learning whether a name exists costs a fresh signed submission
+//! per name, rate limited per source, capped per name and audited.
 
 use super::error::ApiFailure;
 use super::extract::JsonBody;
 use super::{AppState, blocking};
+use crate::error::RegistryError;
 use crate::model::{Actor, NewKey};
 use crate::validate;
 use axum::Json;
@@ -18,6 +29,7 @@ use pra_proto::api::{
     ApiErrorCode, Health, KeyStatus, KeyStatusQuery, KeyStatusReply, KeySubmission,
 };
 use pra_proto::proof::{self, Action, ProofError};
+use pra_proto::sanitize::sanitize;
 use std::net::SocketAddr;
 
 /// `GET /api/v1/health`.
@@ -61,15 +73,36 @@ pub async fn submit(
     proof::verify(&key.key, Action::Submit, &sub.user, &sub.proof, unix_now())
         .map_err(proof_failure)?;
     let new = NewKey {
-        fingerprint: key.fingerprint,
-        user: sub.user,
+        fingerprint: key.fingerprint.clone(),
+        user: sub.user.clone(),
         public_key: key.line,
         algorithm: key.algorithm,
         device,
         status: KeyStatus::Pending,
     };
     let actor = Actor::Submitter(peer.to_string());
-    let (record, created) = blocking(&app, move |s| s.add_key(new, false, &actor)).await?;
+    let (fp, user) = (new.fingerprint.clone(), new.user.clone());
+    let added = blocking(&app, move |s| match s.add_key(new, false, &actor) {
+        Err(RegistryError::NotFound(_)) => {
+            // No such account: remembered for the key's holder, answered as
+            // if it existed.
+            s.note_unknown_submission(&fp, &user, &actor)?;
+            Ok(None)
+        }
+        other => other.map(Some),
+    })
+    .await?;
+    let Some((record, created)) = added else {
+        tracing::info!(%peer, user = %sanitize(&sub.user, 64), "key submission for an unknown account");
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(KeyStatusReply {
+                fingerprint: key.fingerprint,
+                user: sub.user,
+                status: KeyStatus::Pending,
+            }),
+        ));
+    };
     tracing::info!(
         %peer,
         user = %record.user,
@@ -89,8 +122,9 @@ pub async fn submit(
 }
 
 /// `POST /api/v1/keys/status`: the holder of a key asks for its status.
-/// `200`; `404` for a key the registry does not know; `409` when the key is
-/// registered to another user.
+/// `200`; `404 no_such_account` for a key lately submitted for an account
+/// that does not exist; `404 not_found` for another key the registry does
+/// not know; `409` when the key is registered to another user.
 pub async fn status(
     State(app): State<AppState>,
     JsonBody(q): JsonBody<KeyStatusQuery>,
@@ -99,19 +133,35 @@ pub async fn status(
     let key = validate::public_key(&q.public_key)?;
     proof::verify(&key.key, Action::Status, &q.user, &q.proof, unix_now())
         .map_err(proof_failure)?;
-    let fp = key.fingerprint.clone();
-    let record = blocking(&app, move |s| s.get_key(&fp))
-        .await?
-        .ok_or_else(|| {
-            ApiFailure::new(
-                StatusCode::NOT_FOUND,
-                ApiErrorCode::NotFound,
-                format!(
-                    "the registry does not know key {}; submit it with `pra key submit`",
-                    key.fingerprint
-                ),
-            )
-        })?;
+    let (fp, user) = (key.fingerprint.clone(), q.user.clone());
+    let (record, unknown_account) = blocking(&app, move |s| {
+        Ok(match s.get_key(&fp)? {
+            Some(k) => (Some(k), false),
+            None => (
+                None,
+                s.unknown_submission(&fp, &user)? && s.get_user(&user)?.is_none(),
+            ),
+        })
+    })
+    .await?;
+    if unknown_account {
+        return Err(ApiFailure::new(
+            StatusCode::NOT_FOUND,
+            ApiErrorCode::NoSuchAccount,
+            // The fix is the client's to say (ERR(10226)).
+            format!("the registry has no account named {}", q.user),
+        ));
+    }
+    let record = record.ok_or_else(|| {
+        ApiFailure::new(
+            StatusCode::NOT_FOUND,
+            ApiErrorCode::NotFound,
+            format!(
+                "the registry does not know key {}; submit it with `pra key submit`",
+                key.fingerprint
+            ),
+        )
+    })?;
     if record.user != q.user {
         return Err(ApiFailure::new(
             StatusCode::CONFLICT,

@@ -33,6 +33,15 @@ pub const SESSION_STALE_SECS: i64 = 60;
 /// Ended sessions are kept this long (the audit log keeps them for good).
 pub const SESSION_KEEP_SECS: i64 = 30 * 24 * 3600;
 
+/// Pending keys one account may have from public submissions; more are
+/// refused ([`RegistryError::TooManyPending`], HTTP 429) until an admin
+/// approves or revokes some. Keys an admin imports are not counted against it.
+pub const MAX_PENDING_PER_USER: usize = 5;
+
+/// Submissions for accounts that do not exist are remembered this long (so
+/// that the key's holder can be told "no such account").
+pub const UNKNOWN_SUBMISSION_KEEP_SECS: i64 = 7 * 24 * 3600;
+
 /// What [`Store::subscribe`] reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
@@ -81,6 +90,20 @@ pub trait Store: Send + Sync + 'static {
         create_user: bool,
         actor: &Actor,
     ) -> StoreResult<(KeyRecord, bool)>;
+    /// Remember that `fingerprint` was submitted (with a valid proof) for
+    /// `user`, an account that does not exist: audited as
+    /// `key.submit.unknown_user`. The same limit as for pending keys
+    /// applies per name ([`MAX_PENDING_PER_USER`], `TooManyPending`), so a
+    /// caller cannot tell known from unknown names by it. Entries older than
+    /// [`UNKNOWN_SUBMISSION_KEEP_SECS`] are forgotten.
+    fn note_unknown_submission(
+        &self,
+        fingerprint: &str,
+        user: &str,
+        actor: &Actor,
+    ) -> StoreResult<()>;
+    /// Was `fingerprint` submitted for the (unknown) account `user` lately?
+    fn unknown_submission(&self, fingerprint: &str, user: &str) -> StoreResult<bool>;
     /// One key by fingerprint.
     fn get_key(&self, fingerprint: &str) -> StoreResult<Option<KeyRecord>>;
     /// Keys, optionally only one status, newest first.
@@ -103,10 +126,27 @@ pub trait Store: Send + Sync + 'static {
     fn remove_rule(&self, user: &str, name: &str, actor: &Actor) -> StoreResult<()>;
 
     // --- admin tokens ---
-    /// Store a token's hash under a unique name.
-    fn add_token(&self, name: &str, token_hash: &str, actor: &Actor) -> StoreResult<TokenRecord>;
-    /// Find the token with this hash and mark it used.
+    /// Store a token's hash under a unique name, valid until revoked.
+    fn add_token(&self, name: &str, token_hash: &str, actor: &Actor) -> StoreResult<TokenRecord> {
+        self.add_token_until(name, token_hash, None, actor)
+    }
+    /// Store a token's hash under a unique name, valid until `expires_at`
+    /// (`None`: until revoked). Audited (`token.create`).
+    fn add_token_until(
+        &self,
+        name: &str,
+        token_hash: &str,
+        expires_at: Option<Timestamp>,
+        actor: &Actor,
+    ) -> StoreResult<TokenRecord>;
+    /// Find the valid (not expired) token with this hash and mark it used.
     fn use_token(&self, token_hash: &str) -> StoreResult<Option<TokenRecord>>;
+    /// Every token (expired ones too), by name; never their hashes.
+    fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>>;
+    /// Withdraw a token for good: the next request with it (API or a web
+    /// session signed in with it) is refused. Audited (`token.revoke`).
+    /// `NotFound` if there is no token of that name.
+    fn revoke_token(&self, name: &str, actor: &Actor) -> StoreResult<TokenRecord>;
 
     // --- gateway ---
     /// Facts for a login decision (key by fingerprint, user by name).
@@ -162,6 +202,10 @@ pub trait Store: Send + Sync + 'static {
     fn record_background(&self, writes: &BackgroundWrites) -> StoreResult<()>;
     /// Read events, newest first.
     fn audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
+    /// Delete at most `batch` events older than `before` (oldest first) in
+    /// one short transaction; returns how many went. Retention calls it
+    /// repeatedly, so no single call holds the database for long.
+    fn prune_audit(&self, before: Timestamp, batch: u32) -> StoreResult<u64>;
 }
 
 /// An admin change's audit event (the actor's source address is kept for
@@ -214,6 +258,14 @@ pub(crate) mod checks {
         Ok((valid, device))
     }
 
+    /// The refusal when an account has [`MAX_PENDING_PER_USER`] pending keys.
+    pub fn too_many_pending(user: &str) -> RegistryError {
+        RegistryError::TooManyPending(format!(
+            "account {user} already has {MAX_PENDING_PER_USER} keys waiting for approval; \
+             ask your administrator to approve or revoke them first"
+        ))
+    }
+
     /// A token hash: 64 hex digits.
     pub fn token(name: &str, token_hash: &str) -> StoreResult<()> {
         validate::token_name(name)?;
@@ -224,6 +276,14 @@ pub(crate) mod checks {
             ));
         }
         Ok(())
+    }
+
+    /// The audit detail of a new token (its name and expiry, never its hash).
+    pub fn token_detail(name: &str, expires_at: Option<Timestamp>) -> serde_json::Value {
+        match expires_at {
+            Some(at) => serde_json::json!({ "token": name, "expires_at": at }),
+            None => serde_json::json!({ "token": name }),
+        }
     }
 
     /// An audit event needs a kind and an actor.

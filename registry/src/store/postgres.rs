@@ -30,7 +30,10 @@
 //! - The URL may hold a password: it is never printed, logged or shown in
 //!   `Debug`; messages name the server as `user@host:port/dbname`.
 
-use super::{Change, SESSION_KEEP_SECS, SESSION_STALE_SECS, Store, StoreResult, checks, event};
+use super::{
+    Change, MAX_PENDING_PER_USER, SESSION_KEEP_SECS, SESSION_STALE_SECS, Store, StoreResult,
+    UNKNOWN_SUBMISSION_KEEP_SECS, checks, event,
+};
 use crate::error::RegistryError;
 use crate::model::*;
 use crate::validate;
@@ -136,6 +139,19 @@ CREATE TABLE sessions (
 );
 CREATE INDEX sessions_open ON sessions(gateway) WHERE ended_at IS NULL;
 CREATE INDEX sessions_ended ON sessions(ended_at) WHERE ended_at IS NOT NULL;
+"#,
+    r#"
+ALTER TABLE tokens ADD COLUMN expires_at BIGINT;
+CREATE INDEX audit_by_at ON audit(at);
+
+CREATE TABLE unknown_submissions (
+    fingerprint   TEXT NOT NULL,
+    user_name     TEXT NOT NULL,
+    submitted_at  BIGINT NOT NULL,
+    PRIMARY KEY (fingerprint, user_name)
+);
+CREATE INDEX unknown_submissions_by_user ON unknown_submissions(user_name);
+CREATE INDEX unknown_submissions_by_time ON unknown_submissions(submitted_at);
 "#,
 ];
 
@@ -489,6 +505,17 @@ const RULE_COLS: &str = "user_name, name, local_port, target_host, target_port";
 const SESSION_COLS: &str = "id, gateway, user_name, fingerprint, source, started_at, \
      heartbeat_at, bytes_up, bytes_down, ended_at, end_reason, disconnect_requested_by, \
      disconnect_requested_at";
+
+const TOKEN_COLS: &str = "name, created_at, last_used, expires_at";
+
+fn token_row(r: &Row) -> StoreResult<TokenRecord> {
+    Ok(TokenRecord {
+        name: r.try_get(0).map_err(db)?,
+        created_at: r.try_get(1).map_err(db)?,
+        last_used: r.try_get(2).map_err(db)?,
+        expires_at: r.try_get(3).map_err(db)?,
+    })
+}
 
 fn user_row(r: &Row) -> StoreResult<User> {
     Ok(User {
@@ -910,6 +937,19 @@ impl Store for PostgresStore {
                     )));
                 }
             }
+            if matches!(actor, Actor::Submitter(_)) && key.status == KeyStatus::Pending {
+                let pending: i64 = tx
+                    .query_one(
+                        "SELECT count(*) FROM keys WHERE user_name = $1 AND status = 'pending'",
+                        &[&key.user],
+                    )
+                    .await
+                    .map_err(db)?
+                    .get(0);
+                if pending >= MAX_PENDING_PER_USER as i64 {
+                    return Err(checks::too_many_pending(&key.user));
+                }
+            }
             let approved = key.status == KeyStatus::Approved;
             let approved_by = approved.then(|| actor.to_string());
             let approved_at = approved.then_some(now);
@@ -951,6 +991,70 @@ impl Store for PostgresStore {
             })?;
             tx.commit().await.map_err(db)?;
             Ok((record, true))
+        })
+    }
+
+    fn note_unknown_submission(
+        &self,
+        fingerprint: &str,
+        user: &str,
+        actor: &Actor,
+    ) -> StoreResult<()> {
+        validate::fingerprint(fingerprint)?;
+        validate::user_name(user)?;
+        let (fp, user, actor) = (fingerprint.to_owned(), user.to_owned(), actor.clone());
+        self.call(move |mut c| async move {
+            // Serialized like admin changes, so the per-name count holds.
+            let tx = begin_admin(&mut c).await?;
+            let now = now();
+            tx.execute(
+                "DELETE FROM unknown_submissions WHERE submitted_at < $1",
+                &[&(now - UNKNOWN_SUBMISSION_KEEP_SECS)],
+            )
+            .await
+            .map_err(db)?;
+            let row = tx
+                .query_one(
+                    "SELECT coalesce(bool_or(fingerprint = $1), FALSE), count(*) \
+                     FROM unknown_submissions WHERE user_name = $2",
+                    &[&fp, &user],
+                )
+                .await
+                .map_err(db)?;
+            let (seen, count): (bool, i64) = (row.get(0), row.get(1));
+            if !seen && count >= MAX_PENDING_PER_USER as i64 {
+                return Err(checks::too_many_pending(&user));
+            }
+            tx.execute(
+                "INSERT INTO unknown_submissions (fingerprint, user_name, submitted_at) \
+                 VALUES ($1, $2, $3) ON CONFLICT (fingerprint, user_name) \
+                 DO UPDATE SET submitted_at = EXCLUDED.submitted_at",
+                &[&fp, &user, &now],
+            )
+            .await
+            .map_err(db)?;
+            insert_audit(
+                &*tx,
+                now,
+                &event("key.submit.unknown_user", &actor, Some(&user), Some(&fp)),
+            )
+            .await?;
+            tx.commit().await.map_err(db)
+        })
+    }
+
+    fn unknown_submission(&self, fingerprint: &str, user: &str) -> StoreResult<bool> {
+        let (fp, user) = (fingerprint.to_owned(), user.to_owned());
+        self.call(move |c| async move {
+            let row = c
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM unknown_submissions \
+                     WHERE fingerprint = $1 AND user_name = $2 AND submitted_at >= $3)",
+                    &[&fp, &user, &(now() - UNKNOWN_SUBMISSION_KEEP_SECS)],
+                )
+                .await
+                .map_err(db)?;
+            Ok(row.get(0))
         })
     }
 
@@ -1123,7 +1227,13 @@ impl Store for PostgresStore {
         })
     }
 
-    fn add_token(&self, name: &str, token_hash: &str, actor: &Actor) -> StoreResult<TokenRecord> {
+    fn add_token_until(
+        &self,
+        name: &str,
+        token_hash: &str,
+        expires_at: Option<Timestamp>,
+        actor: &Actor,
+    ) -> StoreResult<TokenRecord> {
         checks::token(name, token_hash)?;
         let (name, hash, actor) = (name.to_owned(), token_hash.to_owned(), actor.clone());
         self.call(move |mut c| async move {
@@ -1140,20 +1250,21 @@ impl Store for PostgresStore {
             }
             let now = now();
             tx.execute(
-                "INSERT INTO tokens (name, token_hash, created_at, created_by) \
-                 VALUES ($1, $2, $3, $4)",
-                &[&name, &hash, &now, &actor.to_string()],
+                "INSERT INTO tokens (name, token_hash, created_at, created_by, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[&name, &hash, &now, &actor.to_string(), &expires_at],
             )
             .await
             .map_err(db)?;
             let mut e = event("token.create", &actor, None, None);
-            e.detail = serde_json::json!({ "token": name });
+            e.detail = checks::token_detail(&name, expires_at);
             admin_change(&tx, now, e).await?;
             tx.commit().await.map_err(db)?;
             Ok(TokenRecord {
                 name,
                 created_at: now,
                 last_used: None,
+                expires_at,
             })
         })
     }
@@ -1164,20 +1275,51 @@ impl Store for PostgresStore {
             let now = now();
             let row = c
                 .query_opt(
-                    "UPDATE tokens SET last_used = $1 WHERE token_hash = $2 \
-                     RETURNING name, created_at",
+                    &format!(
+                        "UPDATE tokens SET last_used = $1 WHERE token_hash = $2 \
+                         AND (expires_at IS NULL OR expires_at > $1) RETURNING {TOKEN_COLS}"
+                    ),
                     &[&now, &hash],
                 )
                 .await
                 .map_err(db)?;
-            row.map(|r| {
-                Ok(TokenRecord {
-                    name: r.try_get(0).map_err(db)?,
-                    created_at: r.try_get(1).map_err(db)?,
-                    last_used: Some(now),
-                })
-            })
-            .transpose()
+            row.as_ref().map(token_row).transpose()
+        })
+    }
+
+    fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
+        self.call(move |c| async move {
+            let r = c
+                .query(
+                    &format!("SELECT {TOKEN_COLS} FROM tokens ORDER BY name COLLATE \"C\""),
+                    &[],
+                )
+                .await
+                .map_err(db)?;
+            rows(r, token_row)
+        })
+    }
+
+    fn revoke_token(&self, name: &str, actor: &Actor) -> StoreResult<TokenRecord> {
+        let (name, actor) = (name.to_owned(), actor.clone());
+        self.call(move |mut c| async move {
+            let tx = begin_admin(&mut c).await?;
+            let token = tx
+                .query_opt(
+                    &format!("DELETE FROM tokens WHERE name = $1 RETURNING {TOKEN_COLS}"),
+                    &[&name],
+                )
+                .await
+                .map_err(db)?
+                .as_ref()
+                .map(token_row)
+                .transpose()?
+                .ok_or_else(|| RegistryError::NotFound(format!("no token named {name}")))?;
+            let mut e = event("token.revoke", &actor, None, None);
+            e.detail = serde_json::json!({ "token": name });
+            admin_change(&tx, now(), e).await?;
+            tx.commit().await.map_err(db)?;
+            Ok(token)
         })
     }
 
@@ -1423,6 +1565,19 @@ impl Store for PostgresStore {
             }
             tx.commit().await.map_err(db)?;
             Ok(())
+        })
+    }
+
+    fn prune_audit(&self, before: Timestamp, batch: u32) -> StoreResult<u64> {
+        let batch = i64::from(batch);
+        self.call(move |c| async move {
+            c.execute(
+                "DELETE FROM audit WHERE id IN \
+                 (SELECT id FROM audit WHERE at < $1 ORDER BY at, id LIMIT $2)",
+                &[&before, &batch],
+            )
+            .await
+            .map_err(db)
         })
     }
 

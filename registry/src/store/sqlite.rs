@@ -13,7 +13,10 @@
 //!   their own, and SQLite's file locking (with the busy timeout) orders
 //!   their writes. Every write is an `IMMEDIATE` transaction.
 
-use super::{Change, SESSION_KEEP_SECS, SESSION_STALE_SECS, Store, StoreResult, checks, event};
+use super::{
+    Change, MAX_PENDING_PER_USER, SESSION_KEEP_SECS, SESSION_STALE_SECS, Store, StoreResult,
+    UNKNOWN_SUBMISSION_KEEP_SECS, checks, event,
+};
 use crate::error::RegistryError;
 use crate::model::*;
 use crate::validate;
@@ -124,6 +127,19 @@ CREATE TABLE sessions (
 ) STRICT;
 CREATE INDEX sessions_open ON sessions(gateway) WHERE ended_at IS NULL;
 CREATE INDEX sessions_ended ON sessions(ended_at) WHERE ended_at IS NOT NULL;
+"#,
+    r#"
+ALTER TABLE tokens ADD COLUMN expires_at INTEGER;
+CREATE INDEX audit_by_at ON audit(at);
+
+CREATE TABLE unknown_submissions (
+    fingerprint   TEXT NOT NULL,
+    user          TEXT NOT NULL,
+    submitted_at  INTEGER NOT NULL,
+    PRIMARY KEY (fingerprint, user)
+) STRICT;
+CREATE INDEX unknown_submissions_by_user ON unknown_submissions(user);
+CREATE INDEX unknown_submissions_by_time ON unknown_submissions(submitted_at);
 "#,
 ];
 
@@ -360,6 +376,16 @@ const KEY_COLS: &str = "fingerprint, user, public_key, algorithm, device_compute
      device_description, device_tag, status, submitted_at, approved_by, approved_at, revoked_by, \
      revoked_at, last_seen";
 const RULE_COLS: &str = "user, name, local_port, target_host, target_port";
+const TOKEN_COLS: &str = "name, created_at, last_used, expires_at";
+
+fn token_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
+    Ok(TokenRecord {
+        name: r.get(0)?,
+        created_at: r.get(1)?,
+        last_used: r.get(2)?,
+        expires_at: r.get(3)?,
+    })
+}
 
 fn user_row(r: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
@@ -654,6 +680,18 @@ impl Store for SqliteStore {
                     )));
                 }
             }
+            if matches!(actor, Actor::Submitter(_)) && key.status == KeyStatus::Pending {
+                let pending: i64 = tx
+                    .query_row(
+                        "SELECT count(*) FROM keys WHERE user = ?1 AND status = 'pending'",
+                        [&key.user],
+                        |r| r.get(0),
+                    )
+                    .map_err(db)?;
+                if pending >= MAX_PENDING_PER_USER as i64 {
+                    return Err(checks::too_many_pending(&key.user));
+                }
+            }
             let approved = key.status == KeyStatus::Approved;
             let approved_by = approved.then(|| actor.to_string());
             let approved_at = approved.then_some(now);
@@ -693,6 +731,64 @@ impl Store for SqliteStore {
                 RegistryError::Database("the new key vanished inside its transaction".into())
             })?;
             Ok((record, true))
+        })
+    }
+
+    fn note_unknown_submission(
+        &self,
+        fingerprint: &str,
+        user: &str,
+        actor: &Actor,
+    ) -> StoreResult<()> {
+        validate::fingerprint(fingerprint)?;
+        validate::user_name(user)?;
+        self.write(|tx| {
+            let now = now();
+            tx.execute(
+                "DELETE FROM unknown_submissions WHERE submitted_at < ?1",
+                [now - UNKNOWN_SUBMISSION_KEEP_SECS],
+            )
+            .map_err(db)?;
+            let (seen, count): (bool, i64) = tx
+                .query_row(
+                    "SELECT coalesce(max(fingerprint = ?1), 0), count(*) \
+                     FROM unknown_submissions WHERE user = ?2",
+                    params![fingerprint, user],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(db)?;
+            if !seen && count >= MAX_PENDING_PER_USER as i64 {
+                return Err(checks::too_many_pending(user));
+            }
+            tx.execute(
+                "INSERT INTO unknown_submissions (fingerprint, user, submitted_at) \
+                 VALUES (?1, ?2, ?3) ON CONFLICT (fingerprint, user) \
+                 DO UPDATE SET submitted_at = excluded.submitted_at",
+                params![fingerprint, user, now],
+            )
+            .map_err(db)?;
+            insert_audit(
+                tx,
+                now,
+                &event(
+                    "key.submit.unknown_user",
+                    actor,
+                    Some(user),
+                    Some(fingerprint),
+                ),
+            )
+        })
+    }
+
+    fn unknown_submission(&self, fingerprint: &str, user: &str) -> StoreResult<bool> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM unknown_submissions \
+                 WHERE fingerprint = ?1 AND user = ?2 AND submitted_at >= ?3)",
+                params![fingerprint, user, now() - UNKNOWN_SUBMISSION_KEEP_SECS],
+                |r| r.get(0),
+            )
+            .map_err(db)
         })
     }
 
@@ -847,7 +943,13 @@ impl Store for SqliteStore {
         })
     }
 
-    fn add_token(&self, name: &str, token_hash: &str, actor: &Actor) -> StoreResult<TokenRecord> {
+    fn add_token_until(
+        &self,
+        name: &str,
+        token_hash: &str,
+        expires_at: Option<Timestamp>,
+        actor: &Actor,
+    ) -> StoreResult<TokenRecord> {
         checks::token(name, token_hash)?;
         self.write(|tx| {
             let exists: bool = tx
@@ -864,41 +966,40 @@ impl Store for SqliteStore {
             }
             let now = now();
             tx.execute(
-                "INSERT INTO tokens (name, token_hash, created_at, created_by) VALUES (?1, ?2, ?3, ?4)",
-                params![name, token_hash, now, actor.to_string()],
+                "INSERT INTO tokens (name, token_hash, created_at, created_by, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![name, token_hash, now, actor.to_string(), expires_at],
             )
             .map_err(db)?;
             let mut e = event("token.create", actor, None, None);
-            e.detail = serde_json::json!({ "token": name });
+            e.detail = checks::token_detail(name, expires_at);
             admin_change(tx, now, e)?;
             Ok(TokenRecord {
                 name: name.to_string(),
                 created_at: now,
                 last_used: None,
+                expires_at,
             })
         })
     }
 
     fn use_token(&self, token_hash: &str) -> StoreResult<Option<TokenRecord>> {
         self.write(|tx| {
+            let now = now();
             let found: Option<TokenRecord> = tx
                 .query_row(
-                    "SELECT name, created_at, last_used FROM tokens WHERE token_hash = ?1",
-                    [token_hash],
-                    |r| {
-                        Ok(TokenRecord {
-                            name: r.get(0)?,
-                            created_at: r.get(1)?,
-                            last_used: r.get(2)?,
-                        })
-                    },
+                    &format!(
+                        "SELECT {TOKEN_COLS} FROM tokens WHERE token_hash = ?1 \
+                         AND (expires_at IS NULL OR expires_at > ?2)"
+                    ),
+                    params![token_hash, now],
+                    token_row,
                 )
                 .optional()
                 .map_err(db)?;
             let Some(mut token) = found else {
                 return Ok(None);
             };
-            let now = now();
             tx.execute(
                 "UPDATE tokens SET last_used = ?1 WHERE token_hash = ?2",
                 params![now, token_hash],
@@ -906,6 +1007,36 @@ impl Store for SqliteStore {
             .map_err(db)?;
             token.last_used = Some(now);
             Ok(Some(token))
+        })
+    }
+
+    fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare(&format!("SELECT {TOKEN_COLS} FROM tokens ORDER BY name"))
+                .map_err(db)?;
+            let rows = stmt.query_map([], token_row).map_err(db)?;
+            rows.collect::<Result<_, _>>().map_err(db)
+        })
+    }
+
+    fn revoke_token(&self, name: &str, actor: &Actor) -> StoreResult<TokenRecord> {
+        self.write(|tx| {
+            let token = tx
+                .query_row(
+                    &format!("SELECT {TOKEN_COLS} FROM tokens WHERE name = ?1"),
+                    [name],
+                    token_row,
+                )
+                .optional()
+                .map_err(db)?
+                .ok_or_else(|| RegistryError::NotFound(format!("no token named {name}")))?;
+            tx.execute("DELETE FROM tokens WHERE name = ?1", [name])
+                .map_err(db)?;
+            let mut e = event("token.revoke", actor, None, None);
+            e.detail = serde_json::json!({ "token": name });
+            admin_change(tx, now(), e)?;
+            Ok(token)
         })
     }
 
@@ -1126,6 +1257,19 @@ impl Store for SqliteStore {
                 seen.execute(params![at, fingerprint]).map_err(db)?;
             }
             Ok(())
+        })
+    }
+
+    fn prune_audit(&self, before: Timestamp, batch: u32) -> StoreResult<u64> {
+        self.write(|tx| {
+            let n = tx
+                .execute(
+                    "DELETE FROM audit WHERE id IN \
+                     (SELECT id FROM audit WHERE at < ?1 ORDER BY at, id LIMIT ?2)",
+                    params![before, batch],
+                )
+                .map_err(db)?;
+            Ok(n as u64)
         })
     }
 

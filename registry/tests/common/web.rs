@@ -50,6 +50,21 @@ impl Web {
         Web { api, clock, token }
     }
 
+    /// With these API settings (the page's clock is replaced by a manual one).
+    pub async fn start_api(config: ApiConfig) -> Web {
+        let clock = Clock::manual();
+        let api = Api::start_with(ApiConfig {
+            web: WebConfig {
+                clock: clock.clone(),
+                ..config.web.clone()
+            },
+            ..config
+        })
+        .await;
+        let token = api.token("ops");
+        Web { api, clock, token }
+    }
+
     /// The API with the page over an existing store (e.g. a test gateway's).
     pub async fn over(store: std::sync::Arc<SqliteStore>) -> Web {
         let clock = Clock::manual();
