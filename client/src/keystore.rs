@@ -190,8 +190,25 @@ pub fn check_user(user: &str) -> ClientResult<()> {
 
 /// Create a new key bound to this PC. Refuses to replace an existing key
 /// unless `force`. The passphrase must not be empty.
+/// The new key (and the one it replaced) is written to System.log and
+/// User.log for the helpdesk.
 pub fn generate(home: &Home, user: &str, pass: &Passphrase, force: bool) -> ClientResult<KeyInfo> {
-    generate_with(home, user, pass, &identity::current(), force, unix_now())
+    let old = read_public(home).ok();
+    let info = generate_with(home, user, pass, &identity::current(), force, unix_now())?;
+    crate::logging::user_line(&match old {
+        Some(old) => format!(
+            "keygen --force: replaced the key {} of {} with {} for {user}; the old key no longer works, the new one must be approved",
+            old.fingerprint(),
+            pra_proto::sanitize::sanitize(&old.meta.user, 64),
+            info.fingerprint()
+        ),
+        None => format!(
+            "keygen: created the key {} for {user}, bound to {}",
+            info.fingerprint(),
+            info.meta.bound_summary()
+        ),
+    });
+    Ok(info)
 }
 
 /// [`generate`] for a given identity (tests make "other PCs" this way).

@@ -76,6 +76,16 @@ codes! {
     /// A rule's local port cannot be opened for a reason other than "in use".
     PortDenied = (10106, War, "a local port for a forward cannot be opened (not allowed by the system); the other forwards keep working",
         "ask your administrator to move the rule to a local port above 1024, or allow this program to listen on it"),
+    /// `pra` was given a command line it does not understand.
+    UsageInvalid = (10110, Err, "the command line is not valid",
+        "see `pra --help` (or `pra COMMAND --help`)"),
+    /// Another `pra connect` (or the app) already holds the connection of
+    /// this home folder.
+    AlreadyConnected = (10111, Err, "PRA is already connected from this home folder",
+        "use the running connection, or stop it first (Ctrl-C in its window, or Disconnect in the app)"),
+    /// The key file may be read by other users; only public data was shown.
+    KeyFileReadable = (10112, War, "the key file can be read by other users",
+        "restrict it to your user (chmod 600 on Linux/macOS); if others may have copied it, generate a new key"),
     /// The key file does not exist.
     KeyMissing = (10190, Err, "no key has been generated on this PC",
         "run `pra keygen --user NAME`, then hand the public key to your administrator"),
@@ -166,6 +176,10 @@ codes! {
     /// The registry cannot listen on its address.
     RegistryListen = (10305, Err, "the registry cannot listen on its address",
         "choose another address with --api / --ssh, or stop the program that holds the port"),
+    /// A fingerprint prefix given to `key approve`/`key revoke` matches
+    /// several keys.
+    RegistryAmbiguous = (10306, Err, "the fingerprint prefix matches several keys",
+        "give more characters of the fingerprint, as `pra-registry key list` shows it"),
 }
 
 impl Code {

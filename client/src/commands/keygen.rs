@@ -26,15 +26,15 @@ pub fn run(home: &Home, user: &str, force: bool) -> ClientResult<ExitCode> {
     let pass = passphrase::obtain("Passphrase for the new key: ", true)?;
     let info = keystore::generate(home, user, &pass, force)?;
     if let Some(old) = old {
-        println!(
+        crate::outln!(
             "replaced the old key {}: it no longer works, the new one must be approved",
             old.fingerprint()
         );
     }
-    println!("created the key of {user} in {}", home.key_file().display());
-    println!("{}", info.keygen_line());
-    println!("bound to: {}", info.meta.bound_summary());
-    println!(
+    crate::outln!("created the key of {user} in {}", home.key_file().display());
+    crate::outln!("{}", info.keygen_line());
+    crate::outln!("bound to: {}", info.meta.bound_summary());
+    crate::outln!(
         "next: hand the public key to your administrator with `pra key submit --registry URL` or `pra key export FILE`"
     );
     Ok(ExitCode::SUCCESS)

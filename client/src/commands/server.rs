@@ -9,7 +9,7 @@ use std::process::ExitCode;
 pub fn set(home: &Home, address: &str, host_key: Option<&str>) -> ClientResult<ExitCode> {
     let (cfg, notes) = apply(home, address, host_key)?;
     for n in notes {
-        println!("{n}");
+        crate::outln!("{n}");
     }
     print_server(&cfg);
     Ok(ExitCode::SUCCESS)
@@ -47,6 +47,14 @@ pub fn apply(
         host_key: pin,
     });
     cfg.save(home)?;
+    let pin = match cfg.host_key_pin() {
+        Some(fp) => format!("host key pinned {fp}"),
+        None => "host key not pinned (trust on first use)".to_string(),
+    };
+    crate::logging::user_line(&format!("server set: gateway {addr}, {pin}"));
+    for n in &notes {
+        crate::logging::user_line(&format!("server set: {n}"));
+    }
     Ok((cfg, notes))
 }
 
@@ -93,16 +101,18 @@ pub fn show(home: &Home) -> ClientResult<ExitCode> {
 
 fn print_server(cfg: &Config) {
     if let Ok(addr) = cfg.gateway() {
-        println!("gateway: {addr}");
+        crate::outln!("gateway: {addr}");
     }
     match cfg.host_key_pin() {
-        Some(fp) => println!("host key: pinned {fp}"),
+        Some(fp) => crate::outln!("host key: pinned {fp}"),
         None => {
-            println!("host key: not pinned: the first connection will pin it (trust on first use)")
+            crate::outln!(
+                "host key: not pinned: the first connection will pin it (trust on first use)"
+            )
         }
     }
     if let Some(url) = cfg.registry_url() {
-        println!("registry: {url}");
+        crate::outln!("registry: {url}");
     }
 }
 

@@ -106,6 +106,16 @@ pub(crate) async fn run(
             }
         };
         session_tx.send_replace(None);
+        // Revoked key or disabled account: one fatal line, no retry.
+        if let Some(why) = session::revocation(&reason) {
+            let e = session::revoked_error(
+                why,
+                &cfg.user,
+                &pra_proto::fingerprint(cfg.key.public_key()),
+            );
+            let _ = stop_tx.send(true);
+            return Err(fail_as_is(&hub, &mut forwards, e).await);
+        }
         let lost = ClientError::new(
             Code::Reconnecting,
             format!("connection to {} lost: {reason}", connector.gateway()),
@@ -204,9 +214,14 @@ fn connected(
     s
 }
 
-/// A fatal error: listeners closed, state says why.
+/// A fatal error while connecting: listeners closed, state says why (the
+/// line names `ERR(10203)` too).
 async fn fail(hub: &Hub, forwards: &mut Forwards, e: ClientError) -> ClientError {
-    let e = session::in_rules_context(e);
+    fail_as_is(hub, forwards, session::in_rules_context(e)).await
+}
+
+/// A fatal error: listeners closed, state says why.
+async fn fail_as_is(hub: &Hub, forwards: &mut Forwards, e: ClientError) -> ClientError {
     warn!(error = %e.line(), "tunnel stopped");
     forwards.stop_all();
     let rules = forwards.states();
@@ -269,6 +284,44 @@ mod tests {
         }
         let u = random_unit();
         assert!((0.0..1.0).contains(&u));
+    }
+
+    #[test]
+    fn revocations_stop_and_other_endings_reconnect() {
+        for (closed, want) in [
+            (
+                "the gateway closed the session: access revoked (key_revoked)",
+                Some("key_revoked"),
+            ),
+            (
+                "the gateway closed the session: access revoked (user_disabled)",
+                Some("user_disabled"),
+            ),
+            (
+                "the gateway closed the session: access revoked (no_longer_allowed)",
+                None,
+            ),
+            (
+                "the gateway closed the session: disconnected by an administrator",
+                None,
+            ),
+            (
+                "the gateway stopped answering keepalives (network path lost)",
+                None,
+            ),
+        ] {
+            assert_eq!(session::revocation(closed), want, "{closed}");
+        }
+        let e = session::revoked_error("key_revoked", "alice", "SHA256:abc");
+        assert_eq!(
+            e.line(),
+            "ERR(10206) the administrator revoked the key SHA256:abc; the gateway ended the session: \
+             generate a new key with `pra keygen --user alice --force` and have it approved"
+        );
+        assert_eq!(
+            session::revoked_error("user_disabled", "alice", "SHA256:abc").code(),
+            Code::KeyRefused
+        );
     }
 
     #[test]
