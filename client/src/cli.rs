@@ -139,14 +139,22 @@ pub enum ServerCommand {
         host_key: Option<String>,
     },
     /// Print the address and the pinned host key.
-    Show,
+    Show {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `pra key …`.
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
     /// Fingerprint, user and what the key is bound to.
-    Show,
+    Show {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write the public key hand-over file to FILE or stdout.
     Export {
         /// Output file (stdout when absent).

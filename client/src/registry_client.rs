@@ -340,9 +340,13 @@ pub fn status_error(reply: &KeyStatusReply) -> Option<ClientError> {
             Code::KeyPending,
             format!("the key {fp} is waiting for the administrator's approval"),
         )),
-        KeyStatus::Revoked => Some(ClientError::new(
+        KeyStatus::Revoked => Some(ClientError::with_fix(
             Code::KeyRevoked,
             format!("the key {fp} was revoked by the administrator"),
+            format!(
+                "generate a new key with `{}` and have it approved",
+                crate::keystore::keygen_force(Some(&reply.user))
+            ),
         )),
     }
 }

@@ -44,11 +44,11 @@ fn output_into_a_closed_pipe_ends_quietly() {
 #[test]
 fn usage_errors_are_one_coded_line_with_exit_2() {
     let env = TestEnv::new();
-    let out = env.run(&["server", "show", "--json"]);
+    let out = env.run(&["key", "export", "--json"]);
     assert_eq!(out.status.code(), Some(2), "{out:#?}");
     assert_eq!(
         out.stderr,
-        "ERR(10110) unexpected argument '--json' found: usage: pra server show [OPTIONS]; see `pra server show --help`\n"
+        "ERR(10110) unexpected argument '--json' found: usage: pra key export [OPTIONS] [FILE]; see `pra key export --help`\n"
     );
     let out = env.run(&["keygen"]);
     assert_eq!(out.status.code(), Some(2));
@@ -165,4 +165,77 @@ fn key_and_gateway_changes_are_in_the_logs_and_a_failed_connect_once() {
         1,
         "a failed connect is one line in User.log:\n{user_log}"
     );
+}
+
+#[cfg(unix)]
+#[test]
+fn key_show_on_a_readable_key_file_shows_and_warns_and_fixes_name_the_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    env.keygen("alice");
+    std::fs::set_permissions(env.key_file(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = env.run(&["key", "show"]);
+    assert!(out.status.success(), "{out:#?}");
+    assert!(out.stdout.starts_with("fingerprint: SHA256:"), "{out:#?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:#?}");
+    assert!(
+        out.stderr.starts_with(&format!(
+            "WAR(10112) {} can be read by other users (mode 644); only the public data is shown: run `chmod 600 ",
+            env.key_file().display()
+        )),
+        "{out:#?}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(env.run(&["key", "show", "--json"]).ok()).unwrap();
+    assert_eq!(json["user"], "alice");
+    assert_eq!(json["warning"]["label"], "WAR(10112)");
+    // Unlocking still refuses such a file.
+    env.run(&["key", "submit", "--registry", "http://127.0.0.1:9"])
+        .err("ERR(10192)");
+    std::fs::set_permissions(env.key_file(), std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // The fix names the real command.
+    env.run(&["keygen", "--user", "alice"])
+        .err("ERR(10191) a key already exists at ");
+    let line = env.run(&["keygen", "--user", "alice"]).stderr;
+    assert!(
+        line.trim_end().ends_with(
+            ": keep using it, or run `pra keygen --user alice --force` to replace it (it must then be approved again)"
+        ),
+        "{line}"
+    );
+    let wrong = env.run_pass(
+        Some("not the passphrase"),
+        &["key", "submit", "--registry", "http://127.0.0.1:9"],
+    );
+    let line = wrong.err("ERR(10193) the key could not be unlocked: wrong passphrase");
+    assert!(
+        line.contains("run `pra keygen --user alice --force`"),
+        "{line}"
+    );
+}
+
+#[test]
+fn key_show_and_server_show_speak_json() {
+    let env = TestEnv::new();
+    let fp = env.keygen("alice");
+    let json: serde_json::Value =
+        serde_json::from_str(env.run(&["key", "show", "--json"]).ok()).unwrap();
+    assert!(fp.contains(json["fingerprint"].as_str().unwrap()), "{json}");
+    assert_eq!(json["user"], "alice");
+    assert!(
+        json["public_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("ssh-ed25519 ")
+    );
+    assert!(json["warning"].is_null());
+    env.run(&["server", "set", "gw.example.com"]).ok();
+    let out = env.run(&["server", "show", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(out.ok()).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"gateway": "gw.example.com:10022", "host_key": null, "registry": null})
+    );
+    assert_eq!(out.stdout.lines().count(), 1);
 }

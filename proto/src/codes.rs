@@ -91,7 +91,7 @@ codes! {
         "run `pra keygen --user NAME`, then hand the public key to your administrator"),
     /// A key exists and would be overwritten.
     KeyExists = (10191, Err, "a key already exists and was not overwritten",
-        "keep using it, or run `pra keygen --force` to replace it (it must then be approved again)"),
+        "keep using it, or run `pra keygen --user NAME --force` to replace it (it must then be approved again)"),
     /// The key file may be read by other users.
     KeyPermissions = (10192, Err, "the key file can be read by other users",
         "restrict it to your user (chmod 600 on Linux/macOS) or generate a new key"),
@@ -100,7 +100,7 @@ codes! {
         "type the passphrase again; after a PC change generate a new key and have it approved again"),
     /// The key file is damaged or was modified.
     KeyDamaged = (10194, Err, "the key file is damaged or was modified",
-        "generate a new key with `pra keygen --force` and have it approved again"),
+        "generate a new key with `pra keygen --user NAME --force` and have it approved again"),
     /// The passphrase given at key generation is not acceptable.
     PassphraseRejected = (10195, Err, "the passphrase is empty or the two entries differ",
         "choose a non-empty passphrase and type it the same way twice"),
@@ -127,7 +127,7 @@ codes! {
         "ask your administrator to approve the key (its fingerprint: `pra key show`)"),
     /// The key was revoked by the administrator.
     KeyRevoked = (10206, Err, "the key was revoked by the administrator",
-        "generate a new key with `pra keygen --force` and have it approved"),
+        "generate a new key with `pra keygen --user NAME --force` and have it approved"),
     /// The gateway refused the key (unknown key, disabled account, or another user's key).
     KeyRefused = (10207, Err, "the gateway did not accept the key (unknown key, pending, revoked, or disabled account)",
         "submit the key with `pra key submit --registry URL` and ask your administrator to approve it"),

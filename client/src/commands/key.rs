@@ -8,17 +8,42 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// `pra key show`: works without the passphrase.
-pub fn show(home: &Home) -> ClientResult<ExitCode> {
-    let info = keystore::read_public(home)?;
-    crate::outln!("fingerprint: {}", info.fingerprint());
-    crate::outln!("user: {}", info.meta.user);
-    crate::outln!("public key: {}", info.meta.public_key);
-    crate::outln!("created: {}", utc(info.meta.created));
-    crate::outln!("bound to: {}", info.meta.bound_summary());
-    crate::outln!("device: {}", info.meta.description);
-    crate::outln!("device tag: {}", info.meta.device_tag);
-    crate::outln!("key file: {}", home.key_file().display());
+/// `pra key show [--json]`: works without the passphrase; a key file
+/// others may read is shown with a `WAR(10112)` line on stderr (the JSON
+/// carries it as `warning`).
+pub fn show(home: &Home, json: bool) -> ClientResult<ExitCode> {
+    let (info, warning) = keystore::read_public_warning(home)?;
+    if json {
+        let v = serde_json::json!({
+            "fingerprint": info.fingerprint(),
+            "user": info.meta.user,
+            "public_key": info.meta.public_key,
+            "created": info.meta.created,
+            "created_utc": utc(info.meta.created),
+            "bound_to": info.meta.bound_summary(),
+            "device": info.meta.description,
+            "device_tag": info.meta.device_tag,
+            "key_file": home.key_file().display().to_string(),
+            "warning": warning.as_ref().map(|w| serde_json::json!({
+                "code": w.code(),
+                "label": w.code().label(),
+                "line": w.line(),
+            })),
+        });
+        crate::outln!("{v}");
+    } else {
+        crate::outln!("fingerprint: {}", info.fingerprint());
+        crate::outln!("user: {}", info.meta.user);
+        crate::outln!("public key: {}", info.meta.public_key);
+        crate::outln!("created: {}", utc(info.meta.created));
+        crate::outln!("bound to: {}", info.meta.bound_summary());
+        crate::outln!("device: {}", info.meta.description);
+        crate::outln!("device tag: {}", info.meta.device_tag);
+        crate::outln!("key file: {}", home.key_file().display());
+    }
+    if let Some(w) = warning {
+        eprintln!("{}", w.line());
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,8 +1,7 @@
 //! `pra keygen --user NAME [--force]`: create the hardware-bound key.
-use crate::error::{ClientError, ClientResult};
+use crate::error::ClientResult;
 use crate::home::Home;
 use crate::{keystore, passphrase};
-use pra_proto::codes::Code;
 use std::process::ExitCode;
 
 /// `pra keygen`.
@@ -15,12 +14,12 @@ pub fn run(home: &Home, user: &str, force: bool) -> ClientResult<ExitCode> {
             .as_ref()
             .map(|k| format!(" ({} for {})", k.fingerprint(), k.meta.user))
             .unwrap_or_default();
-        return Err(ClientError::new(
-            Code::KeyExists,
+        return Err(keystore::key_exists(
             format!(
                 "a key already exists at {}{which}",
                 home.key_file().display()
             ),
+            user,
         ));
     }
     let pass = passphrase::obtain("Passphrase for the new key: ", true)?;

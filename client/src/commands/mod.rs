@@ -41,9 +41,9 @@ fn dispatch(home: &crate::home::Home, command: Command) -> ClientResult<ExitCode
         Command::Server(ServerCommand::Set { address, host_key }) => {
             server::set(home, &address, host_key.as_deref())
         }
-        Command::Server(ServerCommand::Show) => server::show(home),
+        Command::Server(ServerCommand::Show { json }) => server::show(home, json),
         Command::Keygen { user, force } => keygen::run(home, &user, force),
-        Command::Key(KeyCommand::Show) => key::show(home),
+        Command::Key(KeyCommand::Show { json }) => key::show(home, json),
         Command::Key(KeyCommand::Export { file }) => key::export(home, file.as_deref()),
         Command::Key(KeyCommand::Submit { registry }) => key::submit(home, registry.as_deref()),
         Command::Connect { json } => connect::run(home, json),

@@ -91,11 +91,20 @@ fn decide_pin(
     (pin, notes)
 }
 
-/// `pra server show`.
-pub fn show(home: &Home) -> ClientResult<ExitCode> {
+/// `pra server show [--json]`.
+pub fn show(home: &Home, json: bool) -> ClientResult<ExitCode> {
     let cfg = Config::load(home)?;
-    cfg.gateway()?;
-    print_server(&cfg);
+    let gateway = cfg.gateway()?;
+    if json {
+        let v = serde_json::json!({
+            "gateway": gateway.to_string(),
+            "host_key": cfg.host_key_pin(),
+            "registry": cfg.registry_url(),
+        });
+        crate::outln!("{v}");
+    } else {
+        print_server(&cfg);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
