@@ -239,3 +239,24 @@ fn key_show_and_server_show_speak_json() {
     );
     assert_eq!(out.stdout.lines().count(), 1);
 }
+
+/// The app and the log bundle run the doctor without the passphrase: a
+/// missing key is still a FAIL with its code there, as in `pra doctor`.
+#[test]
+fn doctor_without_passphrase_gives_the_same_key_verdict() {
+    let env = TestEnv::new();
+    env.run(&["server", "set", "127.0.0.1:9"]).ok();
+    let want = "FAIL key unlocks on this PC: ERR(10190) no key at ";
+    let doctor = env.run_pass(None, &["doctor"]);
+    assert!(doctor.stdout.contains(want), "{doctor:#?}");
+    let zip_path = env.path("b.zip");
+    env.run_pass(None, &["logs", "export", zip_path.to_str().unwrap()])
+        .ok();
+    let mut z = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+    let mut text = String::new();
+    z.by_name("doctor.txt")
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    assert!(text.contains(want), "{text}");
+}

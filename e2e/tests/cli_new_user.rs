@@ -1,8 +1,10 @@
-//! The `pra` binary against the real gateway when the admin acts on a
-//! running connection: a second `pra connect` on the same home is refused
-//! with `ERR(10111)` naming the running one; revoking the key ends the
-//! running connect with exactly one `ERR(10206)` line (no "reconnecting"
-//! warning, no retry) and a non-zero exit status.
+//! The `pra` binary against the real gateway, what a new user trips on:
+//! a second `pra connect` on the same home is refused with `ERR(10111)`
+//! naming the running one; revoking the key ends the running connect with
+//! exactly one `ERR(10206)` line (no "reconnecting" warning, no retry) and
+//! a non-zero exit status; a rule whose target refuses says so at connect
+//! (`WAR(10103)` with the target's error) while its listener stays open
+//! and the other rules forward.
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -124,5 +126,89 @@ async fn second_connect_is_refused_and_revocation_ends_with_one_err_line() {
     assert!(!user_log.contains("WAR(10220)"), "{user_log}");
     // The home is free again.
     assert!(!home.join("connect.pid").exists());
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusing_target_is_reported_at_connect() {
+    let reg = Registry::start().await;
+    reg.add_user("bob");
+    let echo = echo_server().await;
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let (p_ok, p_dead) = (rule_port(), rule_port());
+    reg.add_rule("bob", "wiki", p_ok, echo);
+    reg.add_rule("bob", "old-crm", p_dead, dead);
+    let gw = reg.gateway(None).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let run = |args: &[&str]| {
+        let o = pra(&home, PASS).args(args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {o:?}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    run(&["keygen", "--user", "bob"]);
+    let public = run(&["key", "export"]);
+    reg.add_key("bob", public.lines().next().unwrap(), KeyStatus::Approved);
+    run(&[
+        "server",
+        "set",
+        &gw.addr.to_string(),
+        "--host-key",
+        &gw.host_key,
+    ]);
+
+    let mut child = pra(&home, PASS)
+        .arg("connect")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    // No program has used either forward yet.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen: Vec<String> = Vec::new();
+    let want_dead = format!("WAR(10103) target refused: the gateway could not open {dead} (");
+    while !(seen
+        .iter()
+        .any(|l| l.starts_with("old-crm") && l.contains(&want_dead))
+        && seen
+            .iter()
+            .any(|l| l.starts_with("wiki") && l.ends_with("forwarding")))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => seen.push(l),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("no refused/forwarding lines: {seen:#?}");
+            }
+        }
+    }
+    assert!(
+        !seen
+            .iter()
+            .any(|l| l.starts_with("old-crm") && l.ends_with("forwarding")),
+        "the refusing target was never shown as forwarding: {seen:#?}"
+    );
+    // The dead rule keeps listening; the other forwards.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", p_dead)).is_ok());
+    assert_eq!(echo_roundtrip(p_ok, b"wiki").await, b"wiki");
+    let _ = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
+        .status();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
     gw.stop().await;
 }
