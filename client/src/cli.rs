@@ -125,6 +125,14 @@ pub enum Command {
     /// Log bundle for the helpdesk.
     #[command(subcommand)]
     Logs(LogsCommand),
+    /// Print the shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), for packaging.
+    #[command(hide = true)]
+    Manpage,
 }
 
 /// `pra server …`.

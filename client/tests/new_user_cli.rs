@@ -260,3 +260,26 @@ fn doctor_without_passphrase_gives_the_same_key_verdict() {
         .unwrap();
     assert!(text.contains(want), "{text}");
 }
+
+#[test]
+fn completions_and_man_page_come_from_the_command_definitions() {
+    let env = TestEnv::new();
+    for (shell, marker) in [
+        ("bash", "_pra()"),
+        ("zsh", "#compdef pra"),
+        ("fish", "complete -c pra"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let out = env.run(&["completions", shell]);
+        assert!(out.ok().contains(marker), "{shell}: {}", out.stdout);
+        assert!(out.stdout.contains("keygen"), "{shell}");
+    }
+    let man = env.run(&["manpage"]);
+    assert!(
+        man.ok()
+            .contains("pra \\- PRA: SSH port\\-forwarding client for remote employees"),
+        "{}",
+        man.stdout
+    );
+    assert!(!env.home.exists(), "generating touches no home");
+}

@@ -79,6 +79,14 @@ pub enum Command {
     /// Print the SSH gateway's host-key fingerprint for employees to pin
     /// (creates the key in --data if there is none yet).
     Hostkey(HostkeyArgs),
+    /// Print the shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), for packaging.
+    #[command(hide = true)]
+    Manpage,
 }
 
 /// `hostkey` options.
@@ -397,6 +405,10 @@ pub fn cli_actor() -> Actor {
 
 /// Run a command; output goes to `out`, notes to `err`.
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Failure> {
+    // Generated from the command definitions alone: no database needed.
+    if let Command::Completions { .. } | Command::Manpage = &cli.command {
+        return generated(&cli.command, out);
+    }
     let config = Config::from_cli(&cli)?;
     if let Command::Hostkey(args) = &cli.command {
         return hostkey_command(&cli.data, args, out);
@@ -420,6 +432,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Fai
         Command::Audit(a) => w(audit(store.as_ref(), a, out)?),
         Command::Session(c) => w(session(store.as_ref(), c, &actor, out)?),
         Command::Hostkey(args) => hostkey_command(&cli.data, &args, out),
+        Command::Completions { .. } | Command::Manpage => generated(&cli.command, out),
         Command::Token(TokenCommand::Create { name }) => {
             validate::token_name(&name)?;
             let mut raw = [0u8; 32];
@@ -443,6 +456,34 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Fai
             ))
         }
     }
+}
+
+/// `completions SHELL` / `manpage`: from the clap definitions of [`Cli`]
+/// (installer/build.sh ships them in the package).
+fn generated(command: &Command, out: &mut dyn Write) -> Result<(), Failure> {
+    use clap::CommandFactory;
+    let mut buf = Vec::new();
+    match command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "pra-registry", &mut buf);
+        }
+        _ => clap_mangen::Man::new(Cli::command())
+            .render(&mut buf)
+            .map_err(|e| {
+                Failure::new(
+                    Code::RegistryInvalid,
+                    format!("cannot render the man page: {e}"),
+                    "report this",
+                )
+            })?,
+    }
+    out.write_all(&buf).and_then(|()| out.flush()).map_err(|e| {
+        Failure::new(
+            Code::RegistryInvalid,
+            format!("cannot write the output: {e}"),
+            "check where the output goes",
+        )
+    })
 }
 
 /// `hostkey`: the gateway's `SHA256:` fingerprint (and public key line).

@@ -90,3 +90,16 @@ fn a_wrong_session_id_points_to_session_list() {
         );
     }
 }
+
+#[test]
+fn completions_and_man_page_come_from_the_command_definitions() {
+    let env = TestEnv::new();
+    let bash = env.ok(&["completions", "bash"]);
+    assert!(
+        bash.contains("_pra__registry()") && bash.contains("approve"),
+        "{bash}"
+    );
+    let man = env.ok(&["manpage"]);
+    assert!(man.contains(".TH pra-registry 1"), "{man}");
+    assert!(!env.data().exists(), "generating opens no database");
+}

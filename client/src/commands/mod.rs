@@ -7,6 +7,7 @@ use crate::cli::{Cli, Command, KeyCommand, LogsCommand, ServerCommand};
 use crate::error::ClientResult;
 use std::process::ExitCode;
 
+pub mod completions;
 pub mod connect;
 pub mod doctor;
 pub mod key;
@@ -16,6 +17,12 @@ pub mod server;
 
 /// Run one parsed command line.
 pub fn run(cli: Cli) -> ClientResult<ExitCode> {
+    // Generated from the command definitions alone: no home needed.
+    match cli.command {
+        Command::Completions { shell } => return completions::completions(shell),
+        Command::Manpage => return completions::manpage(),
+        _ => {}
+    }
     let home = crate::home::Home::resolve(cli.home.as_deref())?;
     // Commands that change the key or the gateway leave their events in
     // System.log and User.log for the helpdesk (successes where they
@@ -49,5 +56,7 @@ fn dispatch(home: &crate::home::Home, command: Command) -> ClientResult<ExitCode
         Command::Connect { json } => connect::run(home, json),
         Command::Doctor { json } => doctor::run(home, json),
         Command::Logs(LogsCommand::Export { file }) => logs::export(home, file.as_deref()),
+        Command::Completions { shell } => completions::completions(shell),
+        Command::Manpage => completions::manpage(),
     }
 }
