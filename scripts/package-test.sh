@@ -92,6 +92,16 @@ check "pra: control fields" bash -c '
   grep -qx "Package: pra" <<<"$1" && grep -qx "Version: $2" <<<"$1" &&
   grep -qx "Architecture: amd64" <<<"$1" && grep -q "^Depends: .*libc6 (>= " <<<"$1"' _ "$info" "$V"
 check "pra: ships /usr/bin/pra" has_line "$files" "./usr/bin/pra"
+check "pra: bash/zsh/fish completions and man page" bash -c '
+  for f in ./usr/share/bash-completion/completions/pra ./usr/share/zsh/vendor-completions/_pra \
+    ./usr/share/fish/vendor_completions.d/pra.fish ./usr/share/man/man1/pra.1.gz; do
+    grep -qxF "$f" <<<"$1" || { echo "missing $f"; exit 1; }
+  done' _ "$files"
+mkdir -p "$T/x-cli"
+dpkg-deb -x "$client" "$T/x-cli"
+check "pra: man page names the program, completion completes its commands" bash -c '
+  zcat "$1/usr/share/man/man1/pra.1.gz" | grep -q "^pra \\\\- PRA: SSH port" &&
+  grep -q "keygen" "$1/usr/share/bash-completion/completions/pra"' _ "$T/x-cli"
 check "pra: ships no data (nothing under /var, /home, /etc)" lacks "$files" '^\./(var|home|etc)/'
 if [ "$with_gui" = 1 ]; then
   check "pra: ships /usr/bin/pra-gui" has_line "$files" "./usr/bin/pra-gui"
@@ -120,6 +130,11 @@ check "pra-registry: binary, unit, config" bash -c '
     grep -qxF "$f" <<<"$1" || { echo "missing $f"; exit 1; }
   done' _ "$files"
 check "pra-registry: ships nothing in /var (dpkg would delete owned data files)" lacks "$files" '^\./var/'
+check "pra-registry: bash/zsh/fish completions and man page" bash -c '
+  for f in ./usr/share/bash-completion/completions/pra-registry ./usr/share/zsh/vendor-completions/_pra-registry \
+    ./usr/share/fish/vendor_completions.d/pra-registry.fish ./usr/share/man/man1/pra-registry.1.gz; do
+    grep -qxF "$f" <<<"$1" || { echo "missing $f"; exit 1; }
+  done' _ "$files"
 mkdir -p "$T/ctl"
 dpkg-deb -e "$registry" "$T/ctl"
 check "pra-registry: config is a conffile" grep -qx /etc/pra-registry/pra-registry.env "$T/ctl/conffiles"
@@ -390,6 +405,8 @@ mkdir -p "$T/msix"
 (cd "$T/msix" && msiextract "$msi" >/dev/null 2>&1)
 exes="$(find "$T/msix" -name '*.exe' | sort)"
 check "msi: cabinet extracts pra.exe into PRA/" test -f "$T/msix/PRA/pra.exe"
+check "msi: PowerShell completion next to pra.exe" \
+  grep -q "Register-ArgumentCompleter" "$T/msix/PRA/pra-completion.ps1"
 if [ "$with_gui" = 1 ]; then
   check "msi: holds pra-gui.exe" bash -c 'grep -qP "\tpra-gui\.exe\t" <<<"$1"' _ "$mfiles"
   check "msi: Start-menu shortcut PRA -> pra-gui.exe" bash -c '

@@ -1,18 +1,95 @@
 //! The `pra` command line: clap definitions and dispatch.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use pra_proto::codes::Code;
 use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// First line of `pra --help`.
+pub const ABOUT: &str = "PRA: SSH port-forwarding client for remote employees";
 
 /// PRA: SSH port-forwarding client for remote employees.
 #[derive(Debug, Parser)]
-#[command(name = "pra", version, about)]
+#[command(name = "pra", version, about = ABOUT)]
 pub struct Cli {
-    /// Folder for everything the client keeps (config, key, logs).
+    /// Folder for everything the client keeps (config, key, logs); default:
+    /// %ProgramData%\Pra on Windows, $XDG_DATA_HOME/pra or ~/.local/share/pra on Linux.
     #[arg(long, env = "PRA_HOME", global = true, value_name = "DIR")]
     pub home: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The clap command with this machine's default home in the `--home` help.
+pub fn command() -> clap::Command {
+    let default = crate::home::default_root()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "none here: pass --home DIR".into());
+    Cli::command().mut_arg("home", |a| {
+        a.help(format!(
+            "Folder for everything the client keeps (config, key, logs) [default: {default}]"
+        ))
+    })
+}
+
+/// Parse `args`; on a usage error print the one `ERR(10110)` line (help
+/// and version go to stdout as usual) and return the exit status.
+pub fn parse_from<I, T>(args: I) -> Result<Cli, ExitCode>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::error::ErrorKind;
+    let mut cmd = command();
+    let parsed = cmd
+        .try_get_matches_from_mut(args)
+        .and_then(|m| Cli::from_arg_matches(&m).map_err(|e| e.format(&mut cmd)));
+    match parsed {
+        Ok(cli) => Ok(cli),
+        Err(e) => match e.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                let _ = e.print();
+                Err(ExitCode::SUCCESS)
+            }
+            ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                let _ = e.print();
+                Err(ExitCode::from(2))
+            }
+            _ => {
+                eprintln!("{}", usage_line(&e.render().to_string()));
+                Err(ExitCode::from(2))
+            }
+        },
+    }
+}
+
+/// clap's rendered error as one line (pure): `ERR(10110) REASON: usage:
+/// USAGE; see `pra --help``. The reason is clap's message up to its first
+/// blank line, without its `error: ` prefix.
+pub fn usage_line(rendered: &str) -> String {
+    let joined = rendered
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let what = joined.strip_prefix("error: ").unwrap_or(&joined);
+    let usage = rendered
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Usage: "))
+        .map(str::trim);
+    let fix = match usage {
+        Some(u) => {
+            let cmd: Vec<&str> = u
+                .split_whitespace()
+                .take_while(|w| !w.starts_with(['[', '<', '-']))
+                .collect();
+            format!("usage: {u}; see `{} --help`", cmd.join(" "))
+        }
+        None => Code::UsageInvalid.fix().to_string(),
+    };
+    pra_proto::codes::line(Code::UsageInvalid, what, &fix)
 }
 
 /// Top-level commands.
@@ -48,6 +125,14 @@ pub enum Command {
     /// Log bundle for the helpdesk.
     #[command(subcommand)]
     Logs(LogsCommand),
+    /// Print the shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), for packaging.
+    #[command(hide = true)]
+    Manpage,
 }
 
 /// `pra server …`.
@@ -62,14 +147,22 @@ pub enum ServerCommand {
         host_key: Option<String>,
     },
     /// Print the address and the pinned host key.
-    Show,
+    Show {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `pra key …`.
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
     /// Fingerprint, user and what the key is bound to.
-    Show,
+    Show {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write the public key hand-over file to FILE or stdout.
     Export {
         /// Output file (stdout when absent).
@@ -91,4 +184,27 @@ pub enum LogsCommand {
         /// Output file (default: pra-logs-<time>.zip in the current folder).
         file: Option<PathBuf>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_errors_are_one_coded_line() {
+        let rendered = "error: unexpected argument '--json' found\n\n  tip: to pass '--json' as a value, use '-- --json'\n\nUsage: pra server show\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            usage_line(rendered),
+            "ERR(10110) unexpected argument '--json' found: usage: pra server show; see `pra server show --help`"
+        );
+        let e = command()
+            .try_get_matches_from(["pra", "keygen"])
+            .unwrap_err();
+        let line = usage_line(&e.render().to_string());
+        assert!(
+            line.starts_with("ERR(10110) the following required arguments were not provided: --user <NAME>: usage: pra keygen --user <NAME>"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'));
+    }
 }

@@ -208,7 +208,7 @@ pub async fn run(home: &Home, input: DoctorInput, mut each: impl FnMut(&Check)) 
             for n in network_check_names() {
                 push(Check::skip(n, "needs the gateway address"), &mut report);
             }
-            let key = key_check(input.key).await;
+            let key = key_check(home, input.key).await;
             push(key.0, &mut report);
             return report;
         }
@@ -289,7 +289,7 @@ pub async fn run(home: &Home, input: DoctorInput, mut each: impl FnMut(&Check)) 
     if let Some(line) = identity_check().await {
         push(line, &mut report);
     }
-    let (key_line, key) = key_check(input.key).await;
+    let (key_line, key) = key_check(home, input.key).await;
     push(key_line, &mut report);
 
     // 6. Login.
@@ -416,10 +416,16 @@ async fn identity_check() -> Option<Check> {
     })
 }
 
-async fn key_check(access: KeyAccess) -> (Check, Option<(PrivateKey, String)>) {
+/// A key that is missing, damaged or readable by others fails whether or
+/// not it may be unlocked now, so the CLI, the app and the log bundle give
+/// the same verdict; only the unlock itself is skipped without passphrase.
+async fn key_check(home: &Home, access: KeyAccess) -> (Check, Option<(PrivateKey, String)>) {
     const NAME: &str = "key unlocks on this PC";
     match access {
-        KeyAccess::Skip(why) => (Check::skip(NAME, why), None),
+        KeyAccess::Skip(why) => match crate::keystore::read_public(home) {
+            Err(e) => (Check::fail(NAME, &e), None),
+            Ok(_) => (Check::skip(NAME, why), None),
+        },
         KeyAccess::Unlock(f) => match tokio::task::spawn_blocking(f).await {
             Ok(Ok((key, user))) => {
                 let fp = pra_proto::fingerprint(key.public_key());

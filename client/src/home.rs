@@ -71,7 +71,8 @@ impl Home {
     }
 }
 
-fn default_root() -> Option<PathBuf> {
+/// The platform's default folder (`None` without HOME / ProgramData).
+pub fn default_root() -> Option<PathBuf> {
     if cfg!(windows) {
         std::env::var_os("ProgramData").map(|p| PathBuf::from(p).join("Pra"))
     } else if cfg!(target_os = "macos") {

@@ -241,8 +241,25 @@ pub fn check_user(user: &str) -> ClientResult<()> {
 
 /// Create a new key bound to this PC. Refuses to replace an existing key
 /// unless `force`. The passphrase must not be empty.
+/// The new key (and the one it replaced) is written to System.log and
+/// User.log for the helpdesk.
 pub fn generate(home: &Home, user: &str, pass: &Passphrase, force: bool) -> ClientResult<KeyInfo> {
-    generate_with(home, user, pass, &identity::current(), force, unix_now())
+    let old = read_public(home).ok();
+    let info = generate_with(home, user, pass, &identity::current(), force, unix_now())?;
+    crate::logging::user_line(&match old {
+        Some(old) => format!(
+            "keygen --force: replaced the key {} of {} with {} for {user}; the old key no longer works, the new one must be approved",
+            old.fingerprint(),
+            pra_proto::sanitize::sanitize(&old.meta.user, 64),
+            info.fingerprint()
+        ),
+        None => format!(
+            "keygen: created the key {} for {user}, bound to {}",
+            info.fingerprint(),
+            info.meta.bound_summary()
+        ),
+    });
+    Ok(info)
 }
 
 /// [`generate`] for a given identity (tests make "other PCs" this way).
@@ -266,9 +283,9 @@ pub(crate) fn generate_with(
         let which = read_public(home)
             .map(|k| format!(" ({} for {})", k.fingerprint(), k.meta.user))
             .unwrap_or_default();
-        return Err(ClientError::new(
-            Code::KeyExists,
+        return Err(key_exists(
             format!("a key already exists at {}{which}", key_path.display()),
+            user,
         ));
     }
     home.ensure()?;
@@ -354,7 +371,21 @@ pub(crate) fn generate_with(
 /// Read the public side of the stored key (no passphrase needed) and check
 /// that the metadata belongs to the key file.
 pub fn read_public(home: &Home) -> ClientResult<KeyInfo> {
-    let (file_key, bytes) = read_key_file(home)?;
+    read_public_checked(home, true).map(|(info, _)| info)
+}
+
+/// [`read_public`] for commands that show only public data (`pra key
+/// show`): a key file others may read is no failure here; its
+/// `WAR(10112)` comes back next to the key.
+pub fn read_public_warning(home: &Home) -> ClientResult<(KeyInfo, Option<ClientError>)> {
+    read_public_checked(home, false)
+}
+
+fn read_public_checked(
+    home: &Home,
+    strict_mode: bool,
+) -> ClientResult<(KeyInfo, Option<ClientError>)> {
+    let (file_key, bytes, warning) = read_key_file(home, strict_mode)?;
     let meta = read_meta(home)?;
     let public = PublicKey::from_openssh(&meta.public_key).map_err(|_| {
         damaged(
@@ -381,7 +412,7 @@ pub fn read_public(home: &Home) -> ClientResult<KeyInfo> {
             ),
         ));
     }
-    Ok(KeyInfo { meta, public })
+    Ok((KeyInfo { meta, public }, warning))
 }
 
 /// Write the hand-over file of the stored key (what `pra key export FILE`
@@ -415,7 +446,7 @@ pub(crate) fn load_with(
     attrs: &Attributes,
 ) -> ClientResult<PrivateKey> {
     let info = read_public(home)?;
-    let (file_key, _) = read_key_file(home)?;
+    let (file_key, _, _) = read_key_file(home, true)?;
     // What was unavailable when the key was made is not bound.
     let attrs = &attrs.without(&info.meta.unavailable_attrs());
     if pass.is_empty() {
@@ -453,7 +484,10 @@ fn unlock_failure(meta: &KeyMeta, attrs: &Attributes) -> ClientError {
         return ClientError::with_fix(
             Code::KeyNotLoaded,
             "the key could not be unlocked: wrong passphrase (this PC's identity is unchanged)",
-            "type the passphrase again; if it is lost, run `pra keygen --force` and have the new key approved",
+            format!(
+                "type the passphrase again; if it is lost, run `{}` and have the new key approved",
+                keygen_force(Some(&meta.user))
+            ),
         );
     }
     let what: Vec<String> = changed
@@ -480,11 +514,19 @@ fn unlock_failure(meta: &KeyMeta, attrs: &Attributes) -> ClientError {
             "the key could not be unlocked: this is not the PC it was made on: {} {verb} changed since the key was made",
             what.join(", ")
         ),
-        "generate a new key on this PC with `pra keygen --user NAME --force` and have it approved again",
+        format!(
+            "generate a new key on this PC with `{}` and have it approved again",
+            keygen_force(Some(&meta.user))
+        ),
     )
 }
 
-fn read_key_file(home: &Home) -> ClientResult<(PrivateKey, Vec<u8>)> {
+/// The key file, checked; with `strict_mode` false a mode others may read
+/// is returned as a `WAR(10112)` instead of failing with `ERR(10192)`.
+fn read_key_file(
+    home: &Home,
+    strict_mode: bool,
+) -> ClientResult<(PrivateKey, Vec<u8>, Option<ClientError>)> {
     let path = home.key_file();
     let md = match std::fs::metadata(&path) {
         Ok(m) => m,
@@ -501,7 +543,15 @@ fn read_key_file(home: &Home) -> ClientResult<(PrivateKey, Vec<u8>)> {
             ));
         }
     };
-    check_private_mode(&path, &md)?;
+    let warning = match check_private_mode(&path, &md) {
+        Ok(()) => None,
+        Err(e) if !strict_mode => Some(ClientError::with_fix(
+            Code::KeyFileReadable,
+            format!("{e}; only the public data is shown"),
+            e.fix().to_string(),
+        )),
+        Err(e) => return Err(e),
+    };
     if md.len() > MAX_KEY_FILE {
         return Err(damaged(
             home,
@@ -537,7 +587,7 @@ fn read_key_file(home: &Home) -> ClientResult<(PrivateKey, Vec<u8>)> {
             ),
         ));
     }
-    Ok((key, bytes))
+    Ok((key, bytes, warning))
 }
 
 #[cfg(unix)]
@@ -605,12 +655,39 @@ fn derive_openssh_passphrase(pass: &Passphrase, device: &identity::DeviceId) -> 
 }
 
 fn damaged(home: &Home, what: impl Into<String>) -> ClientError {
-    let _ = home;
     ClientError::with_fix(
         Code::KeyDamaged,
         what,
-        "generate a new key with `pra keygen --user NAME --force` and have it approved again (or restore both files from a backup made on this PC)",
+        format!(
+            "generate a new key with `{}` and have it approved again (or restore both files from a backup made on this PC)",
+            keygen_force(known_user(home).as_deref())
+        ),
     )
+}
+
+/// `ERR(10191)` with the command that would replace the key.
+pub fn key_exists(what: String, user: &str) -> ClientError {
+    ClientError::with_fix(
+        Code::KeyExists,
+        what,
+        format!(
+            "keep using it, or run `{}` to replace it (it must then be approved again)",
+            keygen_force(Some(user))
+        ),
+    )
+}
+
+/// `pra keygen --user alice --force` (`NAME` when the user is unknown).
+pub fn keygen_force(user: Option<&str>) -> String {
+    let user = user.filter(|u| check_user(u).is_ok()).unwrap_or("NAME");
+    format!("pra keygen --user {user} --force")
+}
+
+/// The key's user as its `.meta` file says, if it can be read at all.
+fn known_user(home: &Home) -> Option<String> {
+    let text = std::fs::read_to_string(meta_file(home)).ok()?;
+    let table: toml::Table = text.parse().ok()?;
+    table.get("user")?.as_str().map(str::to_string)
 }
 
 fn internal(what: String) -> ClientError {

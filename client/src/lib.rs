@@ -10,9 +10,11 @@
 //! - [`unlock`]: bcrypt-pbkdf on two cores (the key opens in half the time).
 //! - [`passphrase`]: the masked passphrase newtype, from `PRA_PASSPHRASE` or the terminal.
 //! - [`registry_client`]: HTTP client of the registry API (submit, status).
+//! - [`instance`]: one connection per home folder (`ERR(10111)` for a second one).
 //! - [`tunnel`]: connect, rules, forwards, reconnect; [`tunnel::TunnelState`] for CLI and GUI.
 //! - [`doctor`]: the helpdesk's step-by-step self-test.
 //! - [`logging`]: System.log and User.log in `log/`, rotated, never a secret.
+//! - [`out`]: command output that ends quietly when the pipe reader is gone.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod cli;
@@ -22,8 +24,10 @@ pub mod doctor;
 pub mod error;
 pub mod home;
 pub mod identity;
+pub mod instance;
 pub mod keystore;
 pub mod logging;
+pub mod out;
 pub mod passphrase;
 pub mod registry_client;
 pub mod tunnel;

@@ -289,7 +289,9 @@ pub fn export_bundle(
     doctor: &crate::doctor::Report,
 ) -> ClientResult<Bundle> {
     let fail = |what: String| ClientError::new(Code::LogExportFailed, what);
-    let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+    let now = crate::keystore::unix_now();
+    // (name, contents, modification time as Unix seconds)
+    let mut entries: Vec<(String, Vec<u8>, u64)> = Vec::new();
     for f in files(home) {
         let name = f
             .file_name()
@@ -297,11 +299,16 @@ pub fn export_bundle(
             .unwrap_or_default();
         let bytes =
             std::fs::read(&f).map_err(|e| fail(format!("cannot read {}: {e}", f.display())))?;
-        entries.push((name, bytes));
+        let modified = std::fs::metadata(&f)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(now, |d| d.as_secs());
+        entries.push((name, bytes, modified));
     }
     for name in [SYSTEM_LOG, USER_LOG] {
-        if !entries.iter().any(|(n, _)| n == name) {
-            entries.push((name.to_string(), Vec::new()));
+        if !entries.iter().any(|(n, _, _)| n == name) {
+            entries.push((name.to_string(), Vec::new(), now));
         }
     }
     let config = match std::fs::read_to_string(home.config_file()) {
@@ -309,19 +316,20 @@ pub fn export_bundle(
         Err(e) if e.kind() == io::ErrorKind::NotFound => "# no config.toml yet\n".to_string(),
         Err(e) => format!("# config.toml could not be read: {e}\n"),
     };
-    entries.push(("config.toml".into(), config.into_bytes()));
-    entries.push(("doctor.txt".into(), doctor.text().into_bytes()));
-    entries.push(("doctor.json".into(), doctor.json().into_bytes()));
-    entries.push(("version.txt".into(), version_text(home).into_bytes()));
+    entries.push(("config.toml".into(), config.into_bytes(), now));
+    entries.push(("doctor.txt".into(), doctor.text().into_bytes(), now));
+    entries.push(("doctor.json".into(), doctor.json().into_bytes(), now));
+    entries.push(("version.txt".into(), version_text(home).into_bytes(), now));
 
     let part = numbered_suffix(out, "part");
+    let file = File::create(&part).map_err(|e| export_io_error(out, &e))?;
     let write = || -> zip::result::ZipResult<()> {
-        let file = File::create(&part)?;
         let mut zw = zip::ZipWriter::new(file);
-        let opts = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated)
-            .unix_permissions(0o600);
-        for (name, bytes) in &entries {
+        for (name, bytes, modified) in &entries {
+            let opts = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated)
+                .unix_permissions(0o600)
+                .last_modified_time(zip_time(*modified));
             zw.start_file(name.as_str(), opts)?;
             zw.write_all(bytes)?;
         }
@@ -330,16 +338,66 @@ pub fn export_bundle(
     };
     if let Err(e) = write() {
         let _ = std::fs::remove_file(&part);
-        return Err(fail(format!("cannot write {}: {e}", out.display())));
+        return Err(match e {
+            zip::result::ZipError::Io(io) => export_io_error(out, &io),
+            other => fail(format!("cannot write {}: {other}", out.display())),
+        });
     }
     std::fs::rename(&part, out).map_err(|e| {
         let _ = std::fs::remove_file(&part);
-        fail(format!("cannot write {}: {e}", out.display()))
+        export_io_error(out, &e)
     })?;
     Ok(Bundle {
         path: out.to_path_buf(),
-        entries: entries.into_iter().map(|(n, _)| n).collect(),
+        entries: entries.into_iter().map(|(n, _, _)| n).collect(),
     })
+}
+
+/// `ERR(10105)` with the system's own reason and the fix that fits it.
+fn export_io_error(out: &Path, e: &io::Error) -> ClientError {
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let fix = match e.kind() {
+        io::ErrorKind::NotFound => format!(
+            "the folder {} does not exist: create it or choose another output file",
+            parent.display()
+        ),
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => format!(
+            "you may not write in {}: choose another folder, e.g. your home folder",
+            parent.display()
+        ),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+            "free some disk space or choose another disk".to_string()
+        }
+        _ => Code::LogExportFailed.fix().to_string(),
+    };
+    ClientError::with_fix(
+        Code::LogExportFailed,
+        format!("cannot write {}: {e}", out.display()),
+        fix,
+    )
+}
+
+/// A zip entry's time (UTC; zip has no time zone) for a Unix time; the
+/// zip epoch 1980-01-01 only if the time is out of zip's range.
+fn zip_time(secs: u64) -> zip::DateTime {
+    let (y, mo, d, h, mi, s) = crate::commands::key::civil(secs);
+    u16::try_from(y)
+        .ok()
+        .and_then(|y| {
+            zip::DateTime::from_date_and_time(
+                y,
+                mo as u8,
+                d as u8,
+                h as u8,
+                mi as u8,
+                (s as u8).min(58),
+            )
+            .ok()
+        })
+        .unwrap_or_default()
 }
 
 fn numbered_suffix(path: &Path, suffix: &str) -> PathBuf {

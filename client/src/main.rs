@@ -1,6 +1,5 @@
 //! `pra`: parse arguments, run, print the one error line, map it to an exit code.
 
-use clap::Parser;
 use std::process::ExitCode;
 
 /// Keep freed memory in the process rather than handing it back to the OS
@@ -23,7 +22,10 @@ fn tune_allocator() {}
 
 fn main() -> ExitCode {
     tune_allocator();
-    let cli = pra_client::cli::Cli::parse();
+    let cli = match pra_client::cli::parse_from(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     match pra_client::commands::run(cli) {
         Ok(code) => code,
         Err(err) => {

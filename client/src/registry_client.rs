@@ -277,7 +277,24 @@ pub struct Submitted {
 /// `config.toml`. `registry` `None` uses the remembered URL. The passphrase
 /// is asked through `passphrase` only after the config, the URL and the key
 /// file were found usable.
+/// The outcome (or the failure) is written to System.log and User.log.
 pub fn submit_key(
+    home: &crate::home::Home,
+    registry: Option<&str>,
+    passphrase: impl FnOnce() -> ClientResult<crate::passphrase::Passphrase>,
+) -> ClientResult<Submitted> {
+    let r = submit_key_inner(home, registry, passphrase);
+    crate::logging::user_line(&match &r {
+        Ok(done) => format!(
+            "key submit: {} of {} sent to {}: {}",
+            done.fingerprint, done.user, done.url, done.reply.status
+        ),
+        Err(e) => format!("key submit failed: {}", e.line()),
+    });
+    r
+}
+
+fn submit_key_inner(
     home: &crate::home::Home,
     registry: Option<&str>,
     passphrase: impl FnOnce() -> ClientResult<crate::passphrase::Passphrase>,
@@ -347,9 +364,13 @@ pub fn status_error(reply: &KeyStatusReply) -> Option<ClientError> {
             Code::KeyPending,
             format!("the key {fp} is waiting for the administrator's approval"),
         )),
-        KeyStatus::Revoked => Some(ClientError::new(
+        KeyStatus::Revoked => Some(ClientError::with_fix(
             Code::KeyRevoked,
             format!("the key {fp} was revoked by the administrator"),
+            format!(
+                "generate a new key with `{}` and have it approved",
+                crate::keystore::keygen_force(Some(&reply.user))
+            ),
         )),
     }
 }

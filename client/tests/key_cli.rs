@@ -267,7 +267,7 @@ fn another_pc_cannot_open_the_key_and_the_error_says_what_changed() {
     on_pc(&env, "PC-ONE.corp.example", Some(mid_a), PASS, &submit).err("ERR(10210) ");
 
     on_pc(&env, "pc-two", Some(mid_a), PASS, &submit).err(
-        "ERR(10193) the key could not be unlocked: this is not the PC it was made on: computer name (was pc-one, now pc-two) has changed since the key was made: generate a new key on this PC with `pra keygen --user NAME --force` and have it approved again",
+        "ERR(10193) the key could not be unlocked: this is not the PC it was made on: computer name (was pc-one, now pc-two) has changed since the key was made: generate a new key on this PC with `pra keygen --user alice --force` and have it approved again",
     );
     let line = on_pc(&env, "pc-one", Some(mid_b), PASS, &submit).stderr;
     assert!(

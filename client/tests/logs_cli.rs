@@ -122,6 +122,9 @@ fn bundle_has_both_logs_doctor_config_version_and_no_secret() {
 #[test]
 fn without_passphrase_the_key_checks_are_skipped() {
     let env = TestEnv::new();
+    // A key exists (without one the check fails with ERR(10190), as in
+    // `pra doctor`): only unlocking it needs the passphrase.
+    env.keygen("alice");
     let zip_path = env.path("out.zip");
     let out = env.run_pass(None, &["logs", "export", zip_path.to_str().unwrap()]);
     out.ok();

@@ -280,28 +280,43 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
 pub fn pra_bin() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
-        .get_or_init(|| {
+        .get_or_init(|| workspace_bin("pra-client", "pra"))
+        .clone()
+}
+
+/// The `pra-registry` binary of this build (built on first use).
+pub fn registry_bin() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| workspace_bin("pra-registry", "pra-registry"))
+        .clone()
+}
+
+/// `cargo build -p PACKAGE --bin NAME` in this build's profile; its path.
+fn workspace_bin(package: &str, name: &str) -> PathBuf {
+    {
+        {
             let exe = std::env::current_exe().unwrap();
             // target/<profile>/deps/<test> → target/<profile>
             let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
             let release = profile_dir.file_name().is_some_and(|n| n == "release");
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let mut c = std::process::Command::new(cargo);
-            c.args(["build", "--quiet", "-p", "pra-client", "--bin", "pra"]);
+            c.args(["build", "--quiet", "-p", package, "--bin", name]);
             if release {
                 c.arg("--release");
             }
             c.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-            let status = c.status().expect("run cargo build for pra");
+            let status = c.status().expect("run cargo build");
             assert!(
                 status.success(),
-                "cargo build -p pra-client --bin pra failed"
+                "cargo build -p {package} --bin {name} failed"
             );
-            let bin = profile_dir.join(format!("pra{}", std::env::consts::EXE_SUFFIX));
+            let bin = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
             assert!(bin.exists(), "{} missing after the build", bin.display());
             bin
-        })
-        .clone()
+        }
+    }
 }
 
 /// `pra --home HOME …` with `PRA_PASSPHRASE` set, proxies cleared, no stdin.

@@ -296,9 +296,11 @@ async fn revoked_during_the_session_stops_with_10206() {
         "{}",
         err.line()
     );
+    // Straight from the gateway's reason: no reconnect attempt first.
     assert!(
-        err.line()
-            .starts_with("ERR(10206) the forwarding rules could not be fetched (ERR(10203)): "),
+        err.line().starts_with(&format!(
+            "ERR(10206) the administrator revoked the key {fp}; the gateway ended the session: "
+        )),
         "{}",
         err.line()
     );

@@ -13,6 +13,7 @@ use pra_client::config::Config;
 use pra_client::doctor::{self, Check, DoctorInput, KeyAccess, Report};
 use pra_client::error::{ClientError, ClientResult};
 use pra_client::home::Home;
+use pra_client::instance::{self, ConnectLock};
 use pra_client::keystore::{self, KeyInfo};
 use pra_client::logging;
 use pra_client::passphrase::{self, Passphrase};
@@ -136,6 +137,9 @@ struct Running {
     run: u64,
     cancel: CancelHandle,
     task: tokio::task::JoinHandle<()>,
+    /// This home's connection, held while the tunnel runs (`ERR(10111)`
+    /// for a `pra connect` on the same home meanwhile).
+    _lock: ConnectLock,
 }
 
 /// The app's worker: a tokio runtime and the state shared with its tasks.
@@ -280,12 +284,12 @@ impl Backend {
         );
         self.rt.spawn(async move {
             let prepared = blocking(move || prepare(&home, &*store, pass, remember, timing)).await;
-            let cfg = match prepared {
-                Some(Prepared::Ready { cfg, notice }) => {
+            let (cfg, lock) = match prepared {
+                Some(Prepared::Ready { cfg, notice, lock }) => {
                     if let Some(n) = notice {
                         reply.send(Outcome::Notice(n));
                     }
-                    cfg
+                    (cfg, lock)
                 }
                 Some(Prepared::NeedPassphrase(why)) => {
                     reply.send(Outcome::NeedPassphrase(why));
@@ -307,7 +311,12 @@ impl Backend {
             let tunnel = Tunnel::start(*cfg);
             let cancel = tunnel.cancel_handle();
             let task = tokio::spawn(drive(run, tunnel, reply, running.clone()));
-            *guard = Some(Running { run, cancel, task });
+            *guard = Some(Running {
+                run,
+                cancel,
+                task,
+                _lock: lock,
+            });
         });
     }
 
@@ -574,6 +583,7 @@ enum Prepared {
     Ready {
         cfg: Box<TunnelConfig>,
         notice: Option<Notice>,
+        lock: ConnectLock,
     },
     NeedPassphrase(Option<Problem>),
     Failed(Problem),
@@ -589,6 +599,11 @@ fn prepare(
     timing: Timing,
 ) -> Prepared {
     let fail = |e: ClientError| Prepared::Failed(problem(&e));
+    // Another `pra connect` (or app) on this home: say which, ask nothing.
+    let lock = match instance::acquire(home, "pra-gui") {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
     let cfg = match Config::load(home) {
         Ok(c) => c,
         Err(e) => return fail(e),
@@ -638,6 +653,7 @@ fn prepare(
             Prepared::Ready {
                 cfg: Box::new(tc),
                 notice,
+                lock,
             }
         }
         Err(e) => fail(e),

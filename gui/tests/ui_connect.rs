@@ -42,3 +42,27 @@ fn connect_shows_connected_and_the_rule_rows_then_disconnect() {
     assert!(std::net::TcpStream::connect(("127.0.0.1", p1)).is_err());
     assert!(shows(&h, "Connect"));
 }
+
+/// Connect while `pra connect` holds this home: no passphrase is asked,
+/// the window names the running connection (ERR(10111)) and stays
+/// disconnected.
+#[test]
+fn connect_while_pra_connect_runs_on_this_home_names_it() {
+    let home = TestHome::new();
+    home.keygen("alice");
+    home.server_set("127.0.0.1:9", None);
+    let held = pra_client::instance::acquire(&home.home, "pra connect").unwrap();
+    let mut h = app(&home);
+    h.step();
+    click(&mut h, "Connect");
+    wait_until(&mut h, "ERR(10111) shown", |h| shows(h, "ERR(10111)"));
+    let text = text_containing(&h, "ERR(10111)");
+    assert!(
+        text.contains(&format!("pra connect, pid {}", std::process::id())),
+        "{text:?}\n{}",
+        shown(&h)
+    );
+    assert!(!shows(&h, "Passphrase of your key:"), "{}", shown(&h));
+    assert!(h.state().app().tunnel().is_none());
+    drop(held);
+}

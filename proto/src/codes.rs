@@ -80,12 +80,22 @@ codes! {
     /// crashed or did not answer: its attributes are not bound.
     IdentityPartial = (10107, War, "some of this PC's attributes could not be read; the key is bound to the others",
         "nothing to do to keep working; if it persists after a restart, tell your administrator the source and reason named in the line"),
+    /// `pra` was given a command line it does not understand.
+    UsageInvalid = (10110, Err, "the command line is not valid",
+        "see `pra --help` (or `pra COMMAND --help`)"),
+    /// Another `pra connect` (or the app) already holds the connection of
+    /// this home folder.
+    AlreadyConnected = (10111, Err, "PRA is already connected from this home folder",
+        "use the running connection, or stop it first (Ctrl-C in its window, or Disconnect in the app)"),
+    /// The key file may be read by other users; only public data was shown.
+    KeyFileReadable = (10112, War, "the key file can be read by other users",
+        "restrict it to your user (chmod 600 on Linux/macOS); if others may have copied it, generate a new key"),
     /// The key file does not exist.
     KeyMissing = (10190, Err, "no key has been generated on this PC",
         "run `pra keygen --user NAME`, then hand the public key to your administrator"),
     /// A key exists and would be overwritten.
     KeyExists = (10191, Err, "a key already exists and was not overwritten",
-        "keep using it, or run `pra keygen --force` to replace it (it must then be approved again)"),
+        "keep using it, or run `pra keygen --user NAME --force` to replace it (it must then be approved again)"),
     /// The key file may be read by other users.
     KeyPermissions = (10192, Err, "the key file can be read by other users",
         "restrict it to your user (chmod 600 on Linux/macOS) or generate a new key"),
@@ -94,7 +104,7 @@ codes! {
         "type the passphrase again; after a PC change generate a new key and have it approved again"),
     /// The key file is damaged or was modified.
     KeyDamaged = (10194, Err, "the key file is damaged or was modified",
-        "generate a new key with `pra keygen --force` and have it approved again"),
+        "generate a new key with `pra keygen --user NAME --force` and have it approved again"),
     /// The passphrase given at key generation is not acceptable.
     PassphraseRejected = (10195, Err, "the passphrase is empty or the two entries differ",
         "choose a non-empty passphrase and type it the same way twice"),
@@ -121,7 +131,7 @@ codes! {
         "ask your administrator to approve the key (its fingerprint: `pra key show`)"),
     /// The key was revoked by the administrator.
     KeyRevoked = (10206, Err, "the key was revoked by the administrator",
-        "generate a new key with `pra keygen --force` and have it approved"),
+        "generate a new key with `pra keygen --user NAME --force` and have it approved"),
     /// The gateway refused the key (unknown key, disabled account, or another user's key).
     KeyRefused = (10207, Err, "the gateway did not accept the key (unknown key, pending, revoked, or disabled account)",
         "submit the key with `pra key submit --registry URL` and ask your administrator to approve it"),
@@ -174,6 +184,10 @@ codes! {
     /// The registry cannot listen on its address.
     RegistryListen = (10305, Err, "the registry cannot listen on its address",
         "choose another address with --api / --ssh, or stop the program that holds the port"),
+    /// A fingerprint prefix given to `key approve`/`key revoke` matches
+    /// several keys.
+    RegistryAmbiguous = (10306, Err, "the fingerprint prefix matches several keys",
+        "give more characters of the fingerprint, as `pra-registry key list` shows it"),
 }
 
 impl Code {

@@ -79,6 +79,14 @@ pub enum Command {
     /// Print the SSH gateway's host-key fingerprint for employees to pin
     /// (creates the key in --data if there is none yet).
     Hostkey(HostkeyArgs),
+    /// Print the shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), for packaging.
+    #[command(hide = true)]
+    Manpage,
 }
 
 /// `hostkey` options.
@@ -425,6 +433,10 @@ pub fn cli_actor() -> Actor {
 
 /// Run a command; output goes to `out`, notes to `err`.
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Failure> {
+    // Generated from the command definitions alone: no database needed.
+    if let Command::Completions { .. } | Command::Manpage = &cli.command {
+        return generated(&cli.command, out);
+    }
     let config = Config::from_cli(&cli)?;
     if let Command::Hostkey(args) = &cli.command {
         return hostkey_command(&cli.data, args, out);
@@ -449,7 +461,36 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Fai
         Command::Session(c) => w(session(store.as_ref(), c, &actor, out)?),
         Command::Hostkey(args) => hostkey_command(&cli.data, &args, out),
         Command::Token(c) => w(token(store.as_ref(), c, &actor, out, err)?),
+        Command::Completions { .. } | Command::Manpage => generated(&cli.command, out),
     }
+}
+
+/// `completions SHELL` / `manpage`: from the clap definitions of [`Cli`]
+/// (installer/build.sh ships them in the package).
+fn generated(command: &Command, out: &mut dyn Write) -> Result<(), Failure> {
+    use clap::CommandFactory;
+    let mut buf = Vec::new();
+    match command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "pra-registry", &mut buf);
+        }
+        _ => clap_mangen::Man::new(Cli::command())
+            .render(&mut buf)
+            .map_err(|e| {
+                Failure::new(
+                    Code::RegistryInvalid,
+                    format!("cannot render the man page: {e}"),
+                    "report this",
+                )
+            })?,
+    }
+    out.write_all(&buf).and_then(|()| out.flush()).map_err(|e| {
+        Failure::new(
+            Code::RegistryInvalid,
+            format!("cannot write the output: {e}"),
+            "check where the output goes",
+        )
+    })
 }
 
 /// `hostkey`: the gateway's `SHA256:` fingerprint (and public key line).
@@ -700,14 +741,74 @@ fn key(
             approve,
         } => import(store, &file, user, approve, actor, out),
         KeyCommand::Approve { fingerprint } => {
-            let fp = validate::fingerprint(&fingerprint)?;
-            let k = store.set_key_status(fp, KeyStatus::Approved, actor)?;
+            let fp = resolve_fingerprint(store, &fingerprint)?;
+            let k = store.set_key_status(&fp, KeyStatus::Approved, actor)?;
             Ok(writeln!(out, "approved {} of {}", k.fingerprint, k.user))
         }
         KeyCommand::Revoke { fingerprint } => {
-            let fp = validate::fingerprint(&fingerprint)?;
-            let k = store.set_key_status(fp, KeyStatus::Revoked, actor)?;
+            let fp = resolve_fingerprint(store, &fingerprint)?;
+            let k = store.set_key_status(&fp, KeyStatus::Revoked, actor)?;
             Ok(writeln!(out, "revoked {} of {}", k.fingerprint, k.user))
+        }
+    }
+}
+
+/// Shortest fingerprint prefix taken (after `SHA256:`).
+pub const MIN_PREFIX: usize = 4;
+
+/// A full fingerprint, or the one key whose fingerprint starts with the
+/// given prefix (`SHA256:xPqo`, at least [`MIN_PREFIX`] characters after
+/// `SHA256:`). An ambiguous prefix is refused with the candidates.
+fn resolve_fingerprint(store: &dyn Store, given: &str) -> Result<String, Failure> {
+    let invalid = match validate::fingerprint(given) {
+        Ok(fp) => return Ok(fp.to_string()),
+        Err(e) => e,
+    };
+    let given = given.trim();
+    let is_prefix = given.strip_prefix("SHA256:").is_some_and(|b| {
+        (MIN_PREFIX..43).contains(&b.len())
+            && b.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/')
+    });
+    if !is_prefix {
+        let mut f = Failure::from(invalid);
+        f.what.push_str(&format!(
+            " (or its start: `SHA256:` and at least {MIN_PREFIX} characters)"
+        ));
+        return Err(f);
+    }
+    let keys = store.list_keys(None)?;
+    pick_prefix(given, &keys)
+}
+
+/// The key among `keys` whose fingerprint starts with `prefix` (pure).
+fn pick_prefix(prefix: &str, keys: &[KeyRecord]) -> Result<String, Failure> {
+    let hits: Vec<&KeyRecord> = keys
+        .iter()
+        .filter(|k| k.fingerprint.starts_with(prefix))
+        .collect();
+    match hits.as_slice() {
+        [one] => Ok(one.fingerprint.clone()),
+        [] => Err(Failure::new(
+            Code::RegistryNotFound,
+            format!("no key's fingerprint starts with {}", sanitize(prefix, 60)),
+            "check the fingerprint with `pra-registry key list`",
+        )),
+        many => {
+            let listed: Vec<String> = many
+                .iter()
+                .map(|k| format!("{} ({}, {})", k.fingerprint, k.user, k.status))
+                .collect();
+            Err(Failure::new(
+                Code::RegistryAmbiguous,
+                format!(
+                    "the fingerprint prefix {} matches {} keys: {}",
+                    sanitize(prefix, 60),
+                    many.len(),
+                    listed.join(", ")
+                ),
+                Code::RegistryAmbiguous.fix(),
+            ))
         }
     }
 }
@@ -989,10 +1090,23 @@ fn session(
             ))
         }
         SessionCommand::Disconnect { id } => {
+            const HINT: &str =
+                "list the live sessions and their ids with `pra-registry session list`";
             let id: i64 = id.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                RegistryError::invalid("session id", "give the number `session list` shows")
+                let mut f = Failure::from(RegistryError::invalid(
+                    "session id",
+                    "give the number `session list` shows",
+                ));
+                f.fix = HINT.into();
+                f
             })?;
-            let s = store.request_disconnect(id, actor)?;
+            let s = store.request_disconnect(id, actor).map_err(|e| {
+                let mut f = Failure::from(e);
+                if f.code == Code::RegistryNotFound {
+                    f.fix = HINT.into();
+                }
+                f
+            })?;
             Ok(writeln!(
                 out,
                 "asked gateway {} to disconnect session {} of {} (from {}); it ends within seconds",
@@ -1260,6 +1374,49 @@ mod tests {
             argv.extend_from_slice(bad);
             assert!(Cli::try_parse_from(argv).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn fingerprint_prefixes_pick_one_key_or_list_the_candidates() {
+        let key = |fp: &str, user: &str| KeyRecord {
+            fingerprint: fp.into(),
+            user: user.into(),
+            public_key: String::new(),
+            algorithm: "ssh-ed25519".into(),
+            device: pra_proto::api::Device {
+                computer: String::new(),
+                os_user: String::new(),
+                description: String::new(),
+                tag: String::new(),
+            },
+            status: KeyStatus::Pending,
+            submitted_at: 0,
+            approved_by: None,
+            approved_at: None,
+            revoked_by: None,
+            revoked_at: None,
+            last_seen: None,
+        };
+        let keys = [
+            key("SHA256:xPqoAAA", "alice"),
+            key("SHA256:xPqoBBB", "bob"),
+            key("SHA256:zzzzCCC", "carol"),
+        ];
+        assert_eq!(pick_prefix("SHA256:z", &keys).unwrap(), "SHA256:zzzzCCC");
+        assert_eq!(
+            pick_prefix("SHA256:xPqoB", &keys).unwrap(),
+            "SHA256:xPqoBBB"
+        );
+        let e = pick_prefix("SHA256:xPqo", &keys).unwrap_err();
+        assert_eq!(
+            e.line(),
+            "ERR(10306) the fingerprint prefix SHA256:xPqo matches 2 keys: SHA256:xPqoAAA (alice, pending), \
+             SHA256:xPqoBBB (bob, pending): give more characters of the fingerprint, as `pra-registry key list` shows it"
+        );
+        assert_eq!(
+            pick_prefix("SHA256:nope", &keys).unwrap_err().code,
+            Code::RegistryNotFound
+        );
     }
 
     #[test]

@@ -22,6 +22,35 @@ fn tune_allocator() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn tune_allocator() {}
 
+/// Standard output that ends the process with status 0 when the pipe's
+/// reader has gone away, like every Unix tool, instead of an error line.
+struct QuietStdout {
+    quiet_exit: bool,
+}
+
+impl QuietStdout {
+    fn check<T>(&self, r: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &r
+            && self.quiet_exit
+            && e.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            std::process::exit(0);
+        }
+        r
+    }
+}
+
+impl std::io::Write for QuietStdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let r = std::io::stdout().write(buf);
+        self.check(r)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = std::io::stdout().flush();
+        self.check(r)
+    }
+}
+
 fn main() -> ExitCode {
     tune_allocator();
     let cli = match pra_registry::cli::Cli::try_parse() {
@@ -75,7 +104,11 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let mut out = std::io::stdout();
+    // Admin commands end quietly when the reader of their output is gone
+    // (`rule list --json | head -3`); `serve` keeps running whatever
+    // happens to its stdout.
+    let serve = matches!(cli.command, pra_registry::cli::Command::Serve(_));
+    let mut out = QuietStdout { quiet_exit: !serve };
     let mut err = std::io::stderr();
     match pra_registry::cli::run(cli, &mut out, &mut err) {
         Ok(()) => ExitCode::SUCCESS,

@@ -168,7 +168,7 @@ fn conflicting_owner_and_mismatched_user_are_refused() {
         r.error_line(),
         "ERR(10301) the file is for user alice but --user says bob: check whose key this is; drop --user to use the file's user"
     );
-    for bad_fp in ["SHA256:short", "MD5:aa", ""] {
+    for bad_fp in ["SHA256:sho", "MD5:aa", ""] {
         let r = env.run(&["key", "approve", bad_fp]);
         assert!(
             r.error_line().starts_with("ERR(10301) invalid fingerprint"),

@@ -7,7 +7,7 @@ use crate::config::{self, Config};
 use crate::error::{ClientError, ClientResult};
 use crate::home::Home;
 use crate::tunnel::{Event, PinStore, RefusalExplainer, Timing, Tunnel, TunnelConfig, TunnelState};
-use crate::{keystore, logging, passphrase, registry_client};
+use crate::{instance, keystore, logging, passphrase, registry_client};
 use pra_proto::api::KeyStatusReply;
 use pra_proto::codes::{Code, Severity};
 use pra_proto::sanitize::sanitize;
@@ -19,16 +19,20 @@ use std::sync::Arc;
 /// `pra connect`.
 pub fn run(home: &Home, json: bool) -> ClientResult<ExitCode> {
     let _ = logging::init(home);
-    let r = connect(home, json);
-    if let Err(e) = &r {
-        logging::user_line(&e.line());
-    }
-    r
+    connect(home, json)
 }
 
+/// The tunnel writes its own fatal line to User.log; the failures before
+/// it starts are written here (each once).
 fn connect(home: &Home, json: bool) -> ClientResult<ExitCode> {
-    let cfg = tunnel_config(home)?;
-    let rt = runtime()?;
+    let logged = |e: ClientError| {
+        logging::user_line(&e.line());
+        e
+    };
+    // Before the passphrase is asked: is this home connected already?
+    let _lock = instance::acquire(home, "pra connect").map_err(logged)?;
+    let cfg = tunnel_config(home).map_err(logged)?;
+    let rt = runtime().map_err(logged)?;
     rt.block_on(async move {
         let tunnel = Tunnel::start(cfg);
         let mut rx = tunnel.state();

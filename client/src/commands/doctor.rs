@@ -6,7 +6,6 @@ use crate::error::ClientResult;
 use crate::home::Home;
 use crate::tunnel::Timing;
 use crate::{keystore, logging, passphrase};
-use std::io::Write;
 use std::process::ExitCode;
 
 /// `pra doctor`.
@@ -14,15 +13,13 @@ pub fn run(home: &Home, json: bool) -> ClientResult<ExitCode> {
     let _ = logging::init(home);
     let report = run_checks(home, unlock_asking(home), |c| {
         if !json {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{}", c.line());
-            let _ = out.flush();
+            crate::outln!("{}", c.line());
         }
     })?;
     if json {
-        println!("{}", report.json());
+        crate::outln!("{}", report.json());
     } else {
-        println!("{}", report.summary());
+        crate::outln!("{}", report.summary());
     }
     Ok(if report.ok() {
         ExitCode::SUCCESS

@@ -8,20 +8,46 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// `pra key show`: works without the passphrase.
-pub fn show(home: &Home) -> ClientResult<ExitCode> {
-    let info = keystore::read_public(home)?;
-    println!("fingerprint: {}", info.fingerprint());
-    println!("user: {}", info.meta.user);
-    println!("public key: {}", info.meta.public_key);
-    println!("created: {}", utc(info.meta.created));
-    println!("bound to: {}", info.meta.bound_summary());
-    if let Some(line) = info.meta.unavailable_line() {
-        println!("{line}");
+/// `pra key show [--json]`: works without the passphrase; a key file
+/// others may read is shown with a `WAR(10112)` line on stderr (the JSON
+/// carries it as `warning`).
+pub fn show(home: &Home, json: bool) -> ClientResult<ExitCode> {
+    let (info, warning) = keystore::read_public_warning(home)?;
+    if json {
+        let v = serde_json::json!({
+            "fingerprint": info.fingerprint(),
+            "user": info.meta.user,
+            "public_key": info.meta.public_key,
+            "created": info.meta.created,
+            "created_utc": utc(info.meta.created),
+            "bound_to": info.meta.bound_summary(),
+            "unavailable": info.meta.unavailable_line(),
+            "device": info.meta.description,
+            "device_tag": info.meta.device_tag,
+            "key_file": home.key_file().display().to_string(),
+            "warning": warning.as_ref().map(|w| serde_json::json!({
+                "code": w.code(),
+                "label": w.code().label(),
+                "line": w.line(),
+            })),
+        });
+        crate::outln!("{v}");
+    } else {
+        crate::outln!("fingerprint: {}", info.fingerprint());
+        crate::outln!("user: {}", info.meta.user);
+        crate::outln!("public key: {}", info.meta.public_key);
+        crate::outln!("created: {}", utc(info.meta.created));
+        crate::outln!("bound to: {}", info.meta.bound_summary());
+        if let Some(line) = info.meta.unavailable_line() {
+            crate::outln!("{line}");
+        }
+        crate::outln!("device: {}", info.meta.description);
+        crate::outln!("device tag: {}", info.meta.device_tag);
+        crate::outln!("key file: {}", home.key_file().display());
     }
-    println!("device: {}", info.meta.description);
-    println!("device tag: {}", info.meta.device_tag);
-    println!("key file: {}", home.key_file().display());
+    if let Some(w) = warning {
+        eprintln!("{}", w.line());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -35,12 +61,13 @@ pub fn export(home: &Home, file: Option<&Path>) -> ClientResult<ExitCode> {
             out.write_all(text.as_bytes())
                 .and_then(|_| out.flush())
                 .map_err(|e| {
+                    crate::out::quiet_exit_on_broken_pipe(&e);
                     ClientError::new(Code::HomeUnwritable, format!("cannot write to stdout: {e}"))
                 })?;
         }
         Some(path) => {
             keystore::export_public(home, path)?;
-            println!(
+            crate::outln!(
                 "wrote the public key of {} ({}) to {}: give this file to your administrator",
                 info.meta.user,
                 info.fingerprint(),
@@ -57,19 +84,21 @@ pub fn submit(home: &Home, registry: Option<&str>) -> ClientResult<ExitCode> {
         passphrase::obtain("Passphrase of the key: ", false)
     })?;
     let fp = &done.fingerprint;
-    println!(
+    crate::outln!(
         "submitted {fp} for {} to {}: {}",
-        done.user, done.url, done.reply.status
+        done.user,
+        done.url,
+        done.reply.status
     );
     match done.reply.status {
         KeyStatus::Pending => {
-            println!(
+            crate::outln!(
                 "pending: ask your administrator to approve the key {fp}, then run `pra connect`"
             );
             Ok(ExitCode::SUCCESS)
         }
         KeyStatus::Approved => {
-            println!("approved: you can connect with `pra connect`");
+            crate::outln!("approved: you can connect with `pra connect`");
             Ok(ExitCode::SUCCESS)
         }
         KeyStatus::Revoked => Err(ClientError::new(
@@ -81,6 +110,12 @@ pub fn submit(home: &Home, registry: Option<&str>) -> ClientResult<ExitCode> {
 
 /// `YYYY-MM-DD HH:MM UTC` for a Unix time.
 pub fn utc(secs: u64) -> String {
+    let (y, m, d, hh, mm, _) = civil(secs);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02} UTC")
+}
+
+/// `(year, month, day, hour, minute, second)` in UTC for a Unix time.
+pub fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     // Howard Hinnant's days-to-civil algorithm.
@@ -93,10 +128,13 @@ pub fn utc(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        rem / 3_600,
-        (rem % 3_600) / 60
+    (
+        y,
+        m as u32,
+        d as u32,
+        (rem / 3_600) as u32,
+        ((rem % 3_600) / 60) as u32,
+        (rem % 60) as u32,
     )
 }
 
@@ -109,5 +147,6 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01 00:00 UTC");
         assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
         assert_eq!(utc(1_700_000_000), "2023-11-14 22:13 UTC");
+        assert_eq!(civil(1_700_000_000), (2023, 11, 14, 22, 13, 20));
     }
 }

@@ -1,8 +1,7 @@
 //! `pra keygen --user NAME [--force]`: create the hardware-bound key.
-use crate::error::{ClientError, ClientResult};
+use crate::error::ClientResult;
 use crate::home::Home;
 use crate::{keystore, passphrase};
-use pra_proto::codes::Code;
 use std::process::ExitCode;
 
 /// `pra keygen`.
@@ -15,29 +14,29 @@ pub fn run(home: &Home, user: &str, force: bool) -> ClientResult<ExitCode> {
             .as_ref()
             .map(|k| format!(" ({} for {})", k.fingerprint(), k.meta.user))
             .unwrap_or_default();
-        return Err(ClientError::new(
-            Code::KeyExists,
+        return Err(keystore::key_exists(
             format!(
                 "a key already exists at {}{which}",
                 home.key_file().display()
             ),
+            user,
         ));
     }
     let pass = passphrase::obtain("Passphrase for the new key: ", true)?;
     let info = keystore::generate(home, user, &pass, force)?;
     if let Some(old) = old {
-        println!(
+        crate::outln!(
             "replaced the old key {}: it no longer works, the new one must be approved",
             old.fingerprint()
         );
     }
-    println!("created the key of {user} in {}", home.key_file().display());
-    println!("{}", info.keygen_line());
-    println!("bound to: {}", info.meta.bound_summary());
+    crate::outln!("created the key of {user} in {}", home.key_file().display());
+    crate::outln!("{}", info.keygen_line());
+    crate::outln!("bound to: {}", info.meta.bound_summary());
     if let Some(line) = info.meta.unavailable_line() {
-        println!("{line}");
+        crate::outln!("{line}");
     }
-    println!(
+    crate::outln!(
         "next: hand the public key to your administrator with `pra key submit --registry URL` or `pra key export FILE`"
     );
     Ok(ExitCode::SUCCESS)

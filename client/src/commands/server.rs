@@ -9,7 +9,7 @@ use std::process::ExitCode;
 pub fn set(home: &Home, address: &str, host_key: Option<&str>) -> ClientResult<ExitCode> {
     let (cfg, notes) = apply(home, address, host_key)?;
     for n in notes {
-        println!("{n}");
+        crate::outln!("{n}");
     }
     print_server(&cfg);
     Ok(ExitCode::SUCCESS)
@@ -47,6 +47,14 @@ pub fn apply(
         host_key: pin,
     });
     cfg.save(home)?;
+    let pin = match cfg.host_key_pin() {
+        Some(fp) => format!("host key pinned {fp}"),
+        None => "host key not pinned (trust on first use)".to_string(),
+    };
+    crate::logging::user_line(&format!("server set: gateway {addr}, {pin}"));
+    for n in &notes {
+        crate::logging::user_line(&format!("server set: {n}"));
+    }
     Ok((cfg, notes))
 }
 
@@ -83,26 +91,37 @@ fn decide_pin(
     (pin, notes)
 }
 
-/// `pra server show`.
-pub fn show(home: &Home) -> ClientResult<ExitCode> {
+/// `pra server show [--json]`.
+pub fn show(home: &Home, json: bool) -> ClientResult<ExitCode> {
     let cfg = Config::load(home)?;
-    cfg.gateway()?;
-    print_server(&cfg);
+    let gateway = cfg.gateway()?;
+    if json {
+        let v = serde_json::json!({
+            "gateway": gateway.to_string(),
+            "host_key": cfg.host_key_pin(),
+            "registry": cfg.registry_url(),
+        });
+        crate::outln!("{v}");
+    } else {
+        print_server(&cfg);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 fn print_server(cfg: &Config) {
     if let Ok(addr) = cfg.gateway() {
-        println!("gateway: {addr}");
+        crate::outln!("gateway: {addr}");
     }
     match cfg.host_key_pin() {
-        Some(fp) => println!("host key: pinned {fp}"),
+        Some(fp) => crate::outln!("host key: pinned {fp}"),
         None => {
-            println!("host key: not pinned: the first connection will pin it (trust on first use)")
+            crate::outln!(
+                "host key: not pinned: the first connection will pin it (trust on first use)"
+            )
         }
     }
     if let Some(url) = cfg.registry_url() {
-        println!("registry: {url}");
+        crate::outln!("registry: {url}");
     }
 }
 

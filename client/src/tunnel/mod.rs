@@ -127,6 +127,7 @@ pub struct Tunnel {
     state: watch::Receiver<TunnelState>,
     cancel: CancelHandle,
     task: tokio::task::JoinHandle<ClientResult<()>>,
+    logger: tokio::task::JoinHandle<()>,
 }
 
 impl Tunnel {
@@ -134,12 +135,13 @@ impl Tunnel {
     pub fn start(config: TunnelConfig) -> Tunnel {
         let (hub, state) = status::Hub::new(config.gateway.to_string());
         let (cancel_tx, cancel_rx) = watch::channel(false);
-        tokio::spawn(log_user_lines(hub.subscribe()));
+        let logger = tokio::spawn(log_user_lines(hub.subscribe()));
         let task = tokio::spawn(supervisor::run(config, hub, cancel_rx));
         Tunnel {
             state,
             cancel: CancelHandle(Arc::new(cancel_tx)),
             task,
+            logger,
         }
     }
 
@@ -155,14 +157,19 @@ impl Tunnel {
 
     /// Wait until the tunnel ends: `Ok` after [`CancelHandle::cancel`], the
     /// fatal error otherwise.
+    /// The last lines (the fatal one too) are in User.log when it returns.
     pub async fn wait(self) -> ClientResult<()> {
-        match self.task.await {
+        let r = match self.task.await {
             Ok(r) => r,
             Err(e) => Err(ClientError::new(
                 Code::GatewayProtocol,
                 format!("the tunnel stopped unexpectedly: {e}"),
             )),
-        }
+        };
+        // The logger ends once every writer of the state is gone; a
+        // forward still closing may hold one a moment longer.
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.logger).await;
+        r
     }
 }
 

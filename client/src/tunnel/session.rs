@@ -717,6 +717,59 @@ impl Connector {
     }
 }
 
+/// The gateway's reason when it ended a live session because the registry
+/// no longer allows the key or the account: `key_revoked` for the session
+/// closed with "…access revoked (key_revoked)". `None` for every other
+/// ending (network loss, restart, an admin's disconnect, a registry
+/// outage), after which the tunnel reconnects.
+pub fn revocation(closed: &str) -> Option<&str> {
+    let rest = &closed[closed.find("access revoked (")? + "access revoked (".len()..];
+    let reason = &rest[..rest.find(')')?];
+    matches!(
+        reason,
+        "key_revoked"
+            | "user_disabled"
+            | "key_pending"
+            | "unknown_key"
+            | "unknown_user"
+            | "other_users_key"
+    )
+    .then_some(reason)
+}
+
+/// The one fatal line for a session the gateway ended by revocation (pure).
+pub fn revoked_error(reason: &str, user: &str, fp: &str) -> ClientError {
+    let user = sanitize(user, 64);
+    match reason {
+        "key_revoked" => ClientError::with_fix(
+            Code::KeyRevoked,
+            format!("the administrator revoked the key {fp}; the gateway ended the session"),
+            format!(
+                "generate a new key with `pra keygen --user {user} --force` and have it approved"
+            ),
+        ),
+        "key_pending" => ClientError::with_fix(
+            Code::KeyPending,
+            format!(
+                "the key {fp} was set back to pending by the administrator; the gateway ended the session"
+            ),
+            Code::KeyPending.fix(),
+        ),
+        "user_disabled" => ClientError::with_fix(
+            Code::KeyRefused,
+            format!("the administrator disabled the account {user}; the gateway ended the session"),
+            format!("ask your administrator to enable the account {user}"),
+        ),
+        other => ClientError::with_fix(
+            Code::KeyRefused,
+            format!(
+                "the gateway ended the session: the registry no longer allows the key {fp} for {user} ({other})"
+            ),
+            "ask your administrator to check the key and the account",
+        ),
+    }
+}
+
 /// `ERR(…) the forwarding rules could not be fetched (ERR(10203)): …`: the
 /// finer code stays first, the code employees know is named too.
 pub fn in_rules_context(e: ClientError) -> ClientError {

@@ -280,6 +280,10 @@ impl Event {
                     }
                 }
                 Phase::Reconnecting => format!("connection to {gateway} lost; reconnecting …"),
+                // A first connect that failed was never connected.
+                Phase::Disconnected if *connects == 0 => {
+                    format!("could not connect to {gateway}")
+                }
                 Phase::Disconnected => format!("disconnected from {gateway}"),
             },
             Event::HostKeyPinned {
@@ -512,6 +516,20 @@ mod tests {
         assert_eq!(v["label"], "ERR(10205)");
         assert_eq!(v["code"], "key_pending");
         assert!(!e.json().contains('\n'));
+    }
+
+    #[test]
+    fn a_connect_that_never_succeeded_is_not_a_disconnect() {
+        let mut s = TunnelState::new("gw:10022");
+        s.phase = Phase::Connecting;
+        let mut failed = s.clone();
+        failed.phase = Phase::Disconnected;
+        let ev = changes(Some(&s), &failed);
+        assert_eq!(ev[0].text(), "could not connect to gw:10022");
+        let mut stopped = connected(vec![]);
+        stopped.phase = Phase::Disconnected;
+        let ev = changes(Some(&connected(vec![])), &stopped);
+        assert_eq!(ev[0].text(), "disconnected from gw:10022");
     }
 
     #[test]

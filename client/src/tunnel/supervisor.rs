@@ -85,7 +85,10 @@ pub(crate) async fn run(
         }
     };
     let mut session = match first {
-        Ok((s, opened, doc)) => connected(&hub, &mut forwards, &session_tx, s, opened, &doc),
+        Ok((s, opened, doc)) => {
+            let refused = probe_targets(&s, &doc, timing.ssh_timeout).await;
+            connected(&hub, &mut forwards, &session_tx, s, opened, &doc, &refused)
+        }
         Err(e) => return Err(fail(&hub, &mut forwards, e).await),
     };
 
@@ -106,6 +109,16 @@ pub(crate) async fn run(
             }
         };
         session_tx.send_replace(None);
+        // Revoked key or disabled account: one fatal line, no retry.
+        if let Some(why) = session::revocation(&reason) {
+            let e = session::revoked_error(
+                why,
+                &cfg.user,
+                &pra_proto::fingerprint(cfg.key.public_key()),
+            );
+            let _ = stop_tx.send(true);
+            return Err(fail_as_is(&hub, &mut forwards, e).await);
+        }
         let lost = ClientError::new(
             Code::Reconnecting,
             format!("connection to {} lost: {reason}", connector.gateway()),
@@ -147,7 +160,8 @@ pub(crate) async fn run(
             };
             match r {
                 Ok((s, opened, doc)) => {
-                    break connected(&hub, &mut forwards, &session_tx, s, opened, &doc);
+                    let refused = probe_targets(&s, &doc, timing.ssh_timeout).await;
+                    break connected(&hub, &mut forwards, &session_tx, s, opened, &doc, &refused);
                 }
                 Err(e) if is_fatal(e.code()) => {
                     let _ = stop_tx.send(true);
@@ -175,7 +189,69 @@ pub(crate) async fn run(
     }
 }
 
-/// Publish a new session: forwards reconciled, phase connected.
+/// Open each rule's target once through the new session (in parallel,
+/// each within `limit`), so that a target that refuses is reported at
+/// connect (`WAR(10103)` with the target's error) rather than "forwarding"
+/// until a program tries it. Returns the refused rules with the reason;
+/// their listeners stay open.
+async fn probe_targets(
+    s: &SshSession,
+    doc: &RulesDocument,
+    limit: Duration,
+) -> Vec<(String, String)> {
+    let origin = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0));
+    let probes = doc.rules.iter().map(|r| async move {
+        let name = pra_proto::sanitize::sanitize(&r.name, 64);
+        match tokio::time::timeout(
+            limit,
+            s.open_direct_tcpip(&r.target_host, r.target_port, origin),
+        )
+        .await
+        {
+            Ok(Ok(ch)) => {
+                let _ = ch.close().await;
+                None
+            }
+            Ok(Err(session::OpenError::Refused(reason))) => {
+                warn!(rule = %name, %reason, "target refused at connect");
+                Some((name, reason))
+            }
+            // Session trouble shows as a lost session; a slow target is
+            // not a refusal.
+            Ok(Err(session::OpenError::Session(_))) | Err(_) => None,
+        }
+    });
+    join_all(probes).await.into_iter().flatten().collect()
+}
+
+/// Await every future concurrently (a handful of rules: each poll polls
+/// the ones still pending).
+async fn join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    use std::task::Poll;
+    let mut futs: Vec<std::pin::Pin<Box<F>>> = futs.map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, o) in futs.iter_mut().zip(out.iter_mut()) {
+            if o.is_none() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => *o = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
+}
+
+/// Publish a new session: forwards reconciled, phase connected; rules
+/// whose target refused the probe are shown as such.
 fn connected(
     hub: &Hub,
     forwards: &mut Forwards,
@@ -183,12 +259,22 @@ fn connected(
     s: SshSession,
     opened: Opened,
     doc: &RulesDocument,
+    refused: &[(String, String)],
 ) -> Arc<SshSession> {
     info!(peer = %s.peer, host_key = %s.host_key, algorithms = %s.algorithms, rules = doc.rules.len(), "connected");
     let s = Arc::new(s);
     forwards.reconcile(doc);
     session_tx.send_replace(Some(s.clone()));
-    let rules = forwards.states();
+    let mut rules = forwards.states();
+    for r in rules.iter_mut() {
+        if let Some((_, reason)) = refused.iter().find(|(n, _)| *n == r.name)
+            && r.state == ForwardState::Forwarding
+        {
+            r.state = ForwardState::TargetRefused {
+                reason: reason.clone(),
+            };
+        }
+    }
     let host_key = s.host_key.clone();
     let user = pra_proto::sanitize::sanitize(&doc.user, 64);
     hub.update(|st| {
@@ -204,9 +290,14 @@ fn connected(
     s
 }
 
-/// A fatal error: listeners closed, state says why.
+/// A fatal error while connecting: listeners closed, state says why (the
+/// line names `ERR(10203)` too).
 async fn fail(hub: &Hub, forwards: &mut Forwards, e: ClientError) -> ClientError {
-    let e = session::in_rules_context(e);
+    fail_as_is(hub, forwards, session::in_rules_context(e)).await
+}
+
+/// A fatal error: listeners closed, state says why.
+async fn fail_as_is(hub: &Hub, forwards: &mut Forwards, e: ClientError) -> ClientError {
     warn!(error = %e.line(), "tunnel stopped");
     forwards.stop_all();
     let rules = forwards.states();
@@ -269,6 +360,44 @@ mod tests {
         }
         let u = random_unit();
         assert!((0.0..1.0).contains(&u));
+    }
+
+    #[test]
+    fn revocations_stop_and_other_endings_reconnect() {
+        for (closed, want) in [
+            (
+                "the gateway closed the session: access revoked (key_revoked)",
+                Some("key_revoked"),
+            ),
+            (
+                "the gateway closed the session: access revoked (user_disabled)",
+                Some("user_disabled"),
+            ),
+            (
+                "the gateway closed the session: access revoked (no_longer_allowed)",
+                None,
+            ),
+            (
+                "the gateway closed the session: disconnected by an administrator",
+                None,
+            ),
+            (
+                "the gateway stopped answering keepalives (network path lost)",
+                None,
+            ),
+        ] {
+            assert_eq!(session::revocation(closed), want, "{closed}");
+        }
+        let e = session::revoked_error("key_revoked", "alice", "SHA256:abc");
+        assert_eq!(
+            e.line(),
+            "ERR(10206) the administrator revoked the key SHA256:abc; the gateway ended the session: \
+             generate a new key with `pra keygen --user alice --force` and have it approved"
+        );
+        assert_eq!(
+            session::revoked_error("user_disabled", "alice", "SHA256:abc").code(),
+            Code::KeyRefused
+        );
     }
 
     #[test]
