@@ -141,7 +141,9 @@ n=0
 # its path in $LOG; returns pra's exit status.
 pra() {
   n=$(($(ls "$OUT/logs" | wc -l) + 1))
-  LOG="$OUT/logs/$(printf %02d $n)-pra-$1.log"
+  local cmd="$1"
+  [ "$1" != --home ] || cmd="$3"
+  LOG="$OUT/logs/$(printf %02d $n)-pra-${cmd#--}.log"
   timeout 120 wine "$PRA_EXE" "$@" >"$LOG" 2>&1
 }
 reg() { "$BIN/pra-registry" --data "$T/registry" "$@"; }
