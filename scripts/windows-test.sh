@@ -141,7 +141,9 @@ n=0
 # its path in $LOG; returns pra's exit status.
 pra() {
   n=$(($(ls "$OUT/logs" | wc -l) + 1))
-  LOG="$OUT/logs/$(printf %02d $n)-pra-$1.log"
+  local cmd="$1"
+  [ "$1" != --home ] || cmd="$3"
+  LOG="$OUT/logs/$(printf %02d $n)-pra-${cmd#--}.log"
   timeout 120 wine "$PRA_EXE" "$@" >"$LOG" 2>&1
 }
 reg() { "$BIN/pra-registry" --data "$T/registry" "$@"; }
@@ -292,6 +294,27 @@ check "MachineGuid changed: ERR(10193) naming the OS machine id" bash -c '
 wine reg add "$GUID_KEY" /v MachineGuid /t REG_SZ /d "$guid" /f >/dev/null 2>&1
 pra doctor
 check "MachineGuid restored: the key opens again" grep -q "^OK   key unlocks on this PC" "$LOG"
+
+# An identity source that fails (MachineGuid deleted: no machine id) is
+# "unavailable", not a crash: keygen works and says WAR(10107); key show
+# and doctor repeat it; with the MachineGuid back, that key still opens.
+wine reg delete "$GUID_KEY" /v MachineGuid /f >/dev/null 2>&1
+n=$(($(ls "$OUT/logs" | wc -l) + 1))
+LOG="$OUT/logs/$n-pra-keygen-unavailable.log"
+timeout 120 wine "$PRA_EXE" --home 'C:\unavailable-test' keygen --user carol >"$LOG" 2>&1
+check "MachineGuid missing: keygen works and says WAR(10107) naming the OS machine id" bash -c '
+  grep -q "^256 SHA256:" "$1" && grep -q "^WAR(10107) not readable on this PC, so not bound: OS machine id (machine id: " "$1" ||
+    { cat "$1"; exit 1; }' _ "$LOG"
+pra --home 'C:\unavailable-test' key show
+check "pra.exe key show repeats the WAR(10107) line" grep -q "^WAR(10107) not readable on this PC, so not bound: OS machine id" "$LOG"
+pra --home 'C:\unavailable-test' doctor
+check "pra.exe doctor: OK   PC identity readable: WAR(10107) ... machine id" bash -c '
+  grep -q "^OK   PC identity readable: WAR(10107) .*OS machine id" "$1" && grep -q "^OK   key unlocks on this PC" "$1" ||
+    { cat "$1"; exit 1; }' _ "$LOG"
+wine reg add "$GUID_KEY" /v MachineGuid /t REG_SZ /d "$guid" /f >/dev/null 2>&1
+pra --home 'C:\unavailable-test' doctor
+check "MachineGuid back: the key made without it still opens on this PC" bash -c '
+  grep -q "^OK   key unlocks on this PC" "$1" && ! grep -q "PC identity readable" "$1" || { cat "$1"; exit 1; }' _ "$LOG"
 
 # The computer name (Wine answers GetComputerNameEx's DNS host name from
 # the Tcpip parameters in its registry).

@@ -208,6 +208,9 @@ pub async fn run(home: &Home, input: DoctorInput, mut each: impl FnMut(&Check)) 
             for n in network_check_names() {
                 push(Check::skip(n, "needs the gateway address"), &mut report);
             }
+            if let Some(line) = identity_check().await {
+                push(line, &mut report);
+            }
             let key = key_check(home, input.key).await;
             push(key.0, &mut report);
             return report;
