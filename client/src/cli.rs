@@ -188,6 +188,7 @@ pub enum LogsCommand {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -143,7 +143,16 @@ fn key_and_gateway_changes_are_in_the_logs_and_a_failed_connect_once() {
     let reg = format!("http://127.0.0.1:{}", closed_port());
     env.run(&["key", "submit", "--registry", &reg])
         .err("ERR(10210)");
-    env.run(&["connect"]).err("ERR(10202)");
+    let failed = env.run(&["connect"]);
+    failed.err("ERR(10202)");
+    // Never connected: not "disconnected".
+    assert!(
+        failed
+            .stdout
+            .ends_with(&format!("could not connect to {gw}\n"))
+            && !failed.stdout.contains("disconnected"),
+        "{failed:#?}"
+    );
 
     let user_log = read(&env.home.join("log/User.log"));
     let system_log = read(&env.home.join("log/System.log"));

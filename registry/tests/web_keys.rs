@@ -232,6 +232,10 @@ async fn keys_claiming_the_same_device_are_flagged() {
         let ra = row(&html, "fingerprint", &a).unwrap();
         assert!(ra.contains("Same device tag as another user's key"), "{ra}");
         assert!(ra.contains("Same device description"), "{ra}");
+        // Page and admin guide agree: a shared tag is suspicious, a shared
+        // description alone is common in a uniform fleet.
+        assert!(ra.contains("cloned disk image or a shared PC"), "{ra}");
+        assert!(ra.contains("common in a uniform fleet"), "{ra}");
         assert!(ra.contains(&b_fp) && ra.contains("bob"), "{ra}");
         let rb = row(&html, "fingerprint", &b_fp).unwrap();
         assert!(rb.contains(&a), "{rb}");

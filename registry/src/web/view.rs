@@ -5,7 +5,7 @@
 //! functions from data to [`Markup`]; the handlers live in
 //! [`super::pages`].
 
-use super::dup::Duplicate;
+use super::dup::{self, Duplicate};
 use super::session::Flash;
 use super::text;
 use crate::model::{AuditEntry, KeyRecord, RuleRecord, SessionRecord, Timestamp, User};
@@ -200,7 +200,14 @@ fn duplicates(flags: Option<&Vec<Duplicate>>) -> Markup {
                     "⚠ Same " (d.field.label())
                     @if d.other_users { " as another user's key" } @else { " as another key" }
                 }
-                " (a cloned disk image or a shared PC?): "
+                // As the admin guide says: a shared tag is a cloned disk
+                // image or a shared PC; a shared description alone is the
+                // same OS and model, common in a uniform fleet.
+                @match (d.field, d.other_users) {
+                    (dup::Field::Tag, _) => " (a cloned disk image or a shared PC? ask before approving): ",
+                    (dup::Field::Description, true) => " (same OS and model, common in a uniform fleet; under another account, ask before approving): ",
+                    (dup::Field::Description, false) => " (same OS and model, common in a uniform fleet): ",
+                }
                 @for (i, o) in d.others.iter().enumerate() {
                     @if i > 0 { "; " }
                     (o.user) " on " (o.computer) " "
