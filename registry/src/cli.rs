@@ -123,6 +123,10 @@ pub struct ServeArgs {
     /// Delete audit events older than this many days (0 keeps them all).
     #[arg(long, value_name = "DAYS", default_value_t = crate::retention::DEFAULT_KEEP_DAYS)]
     pub audit_keep: u32,
+    /// Serve Prometheus metrics at http://ADDR/metrics (keep ADDR private:
+    /// 127.0.0.1 or an internal network).
+    #[arg(long, value_name = "ADDR", env = "PRA_METRICS")]
+    pub metrics: Option<String>,
 }
 
 /// `session …`.
@@ -540,6 +544,7 @@ fn serve_command(
             max_sessions_per_key: args.max_sessions_per_key,
             ..crate::gateway::GatewayConfig::new(host_key)
         }),
+        metrics: args.metrics,
         ..ServeOptions::default()
     };
     opts.api_config.trusted_proxies = crate::api::proxy::TrustedProxies::new(args.trusted_proxy);
@@ -558,6 +563,9 @@ fn serve_command(
         let _ = writeln!(out, "api listening on {api}");
         if let Some(ssh) = listeners.ssh_addr() {
             let _ = writeln!(out, "{}", crate::gateway::listening_line(ssh, &fingerprint));
+        }
+        if let Some(metrics) = listeners.metrics_addr() {
+            let _ = writeln!(out, "metrics listening on {metrics}");
         }
         let _ = out.flush();
         serve::run(listeners, store, opts, shutdown_signal())
