@@ -127,6 +127,19 @@ pub struct ServeArgs {
     /// 127.0.0.1 or an internal network).
     #[arg(long, value_name = "ADDR", env = "PRA_METRICS")]
     pub metrics: Option<String>,
+    /// Log lines on stderr: `text` for people, `json` (one object per line)
+    /// for journald, Loki or Elastic.
+    #[arg(long, value_name = "FORMAT", env = "PRA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// `serve --log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// `session …`.

@@ -102,6 +102,18 @@ impl Audit {
             source: source.map(|s| s.to_string()),
             detail,
         };
+        // The same event in the log (stable fields: `kind`, `actor`,
+        // `user`, `fingerprint`, `source`, `detail` as JSON text).
+        tracing::info!(
+            target: "pra_registry::audit",
+            kind = %event.kind,
+            actor = %event.actor,
+            user = event.user.as_deref(),
+            fingerprint = event.fingerprint.as_deref(),
+            source = event.source.as_deref(),
+            detail = %event.detail,
+            "audit event"
+        );
         self.send(Write::Event(event));
     }
 
