@@ -131,6 +131,13 @@ pub struct ServeArgs {
     /// for journald, Loki or Elastic.
     #[arg(long, value_name = "FORMAT", env = "PRA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Serve the API over HTTPS with this PEM certificate chain (with
+    /// --tls-key); a replaced file is picked up without a restart.
+    #[arg(long, value_name = "FILE", env = "PRA_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key (ECDSA, Ed25519 or RSA) of --tls-cert.
+    #[arg(long, value_name = "FILE", env = "PRA_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// `serve --log-format`.
@@ -561,6 +568,17 @@ fn serve_command(
         ..ServeOptions::default()
     };
     opts.api_config.trusted_proxies = crate::api::proxy::TrustedProxies::new(args.trusted_proxy);
+    if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
+        let files = crate::api::tls::TlsFiles { cert, key };
+        let reloading = crate::api::tls::Reloading::new(files).map_err(|e| {
+            Failure::new(
+                Code::RegistryTlsFiles,
+                format!("cannot use the API's TLS certificate: {e}"),
+                Code::RegistryTlsFiles.fix(),
+            )
+        })?;
+        opts.api_config.tls = Some(reloading);
+    }
     opts.audit_retention =
         (args.audit_keep > 0).then(|| crate::retention::Retention::days(args.audit_keep));
     runtime.block_on(async move {
