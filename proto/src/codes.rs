@@ -188,6 +188,9 @@ codes! {
     /// several keys.
     RegistryAmbiguous = (10306, Err, "the fingerprint prefix matches several keys",
         "give more characters of the fingerprint, as `pra-registry key list` shows it"),
+    /// `serve --tls-cert/--tls-key` files cannot be read or do not match.
+    RegistryTlsFiles = (10330, Err, "the API's TLS certificate or key cannot be used",
+        "check that --tls-cert is a PEM certificate chain and --tls-key its PEM private key (ECDSA, Ed25519 or RSA), both readable"),
 }
 
 impl Code {

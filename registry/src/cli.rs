@@ -123,6 +123,30 @@ pub struct ServeArgs {
     /// Delete audit events older than this many days (0 keeps them all).
     #[arg(long, value_name = "DAYS", default_value_t = crate::retention::DEFAULT_KEEP_DAYS)]
     pub audit_keep: u32,
+    /// Serve Prometheus metrics at http://ADDR/metrics (keep ADDR private:
+    /// 127.0.0.1 or an internal network).
+    #[arg(long, value_name = "ADDR", env = "PRA_METRICS")]
+    pub metrics: Option<String>,
+    /// Log lines on stderr: `text` for people, `json` (one object per line)
+    /// for journald, Loki or Elastic.
+    #[arg(long, value_name = "FORMAT", env = "PRA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Serve the API over HTTPS with this PEM certificate chain (with
+    /// --tls-key); a replaced file is picked up without a restart.
+    #[arg(long, value_name = "FILE", env = "PRA_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key (ECDSA, Ed25519 or RSA) of --tls-cert.
+    #[arg(long, value_name = "FILE", env = "PRA_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+}
+
+/// `serve --log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// `session …`.
@@ -540,9 +564,21 @@ fn serve_command(
             max_sessions_per_key: args.max_sessions_per_key,
             ..crate::gateway::GatewayConfig::new(host_key)
         }),
+        metrics: args.metrics,
         ..ServeOptions::default()
     };
     opts.api_config.trusted_proxies = crate::api::proxy::TrustedProxies::new(args.trusted_proxy);
+    if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
+        let files = crate::api::tls::TlsFiles { cert, key };
+        let reloading = crate::api::tls::Reloading::new(files).map_err(|e| {
+            Failure::new(
+                Code::RegistryTlsFiles,
+                format!("cannot use the API's TLS certificate: {e}"),
+                Code::RegistryTlsFiles.fix(),
+            )
+        })?;
+        opts.api_config.tls = Some(reloading);
+    }
     opts.audit_retention =
         (args.audit_keep > 0).then(|| crate::retention::Retention::days(args.audit_keep));
     runtime.block_on(async move {
@@ -558,6 +594,9 @@ fn serve_command(
         let _ = writeln!(out, "api listening on {api}");
         if let Some(ssh) = listeners.ssh_addr() {
             let _ = writeln!(out, "{}", crate::gateway::listening_line(ssh, &fingerprint));
+        }
+        if let Some(metrics) = listeners.metrics_addr() {
+            let _ = writeln!(out, "metrics listening on {metrics}");
         }
         let _ = out.flush();
         serve::run(listeners, store, opts, shutdown_signal())

@@ -9,6 +9,7 @@
 //! - [`api`]: the HTTP API (public key submission, admin routes).
 //! - [`web`]: the admin web page under `/admin` on the API listener.
 //! - [`serve`]: `pra-registry serve`, the API and the SSH gateway side by side.
+//! - [`metrics`]: Prometheus metrics (`serve --metrics ADDR`).
 //! - [`retention`]: deleting old audit events (`serve --audit-keep DAYS`).
 //! - [`cli`]: the admin CLI (arguments, commands, one-line failures).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -17,6 +18,7 @@ pub mod api;
 pub mod cli;
 pub mod error;
 pub mod gateway;
+pub mod metrics;
 pub mod model;
 pub mod retention;
 pub mod serve;

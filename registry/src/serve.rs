@@ -30,6 +30,8 @@ pub struct ServeOptions {
     pub gateway: Option<GatewayConfig>,
     /// Deleting old audit events (`--audit-keep`); `None` keeps them all.
     pub audit_retention: Option<crate::retention::Retention>,
+    /// Prometheus metrics address (`--metrics`); `None` serves none.
+    pub metrics: Option<String>,
 }
 
 impl Default for ServeOptions {
@@ -40,6 +42,7 @@ impl Default for ServeOptions {
             api_config: ApiConfig::default(),
             gateway: None,
             audit_retention: Some(crate::retention::Retention::default()),
+            metrics: None,
         }
     }
 }
@@ -51,13 +54,15 @@ pub struct Listeners {
     pub api: TcpListener,
     /// SSH gateway; `None` when [`ServeOptions::gateway`] is.
     pub ssh: Option<TcpListener>,
+    /// Prometheus metrics; `None` when [`ServeOptions::metrics`] is.
+    pub metrics: Option<TcpListener>,
 }
 
 /// A listener that could not be bound.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot listen on {what} address {addr}: {source}")]
 pub struct BindError {
-    /// `api` or `ssh`.
+    /// `api`, `ssh` or `metrics`.
     pub what: &'static str,
     /// The address as given.
     pub addr: String,
@@ -81,7 +86,11 @@ pub async fn bind(opts: &ServeOptions) -> Result<Listeners, BindError> {
         Some(_) => Some(bind_one("ssh", &opts.ssh).await?),
         None => None,
     };
-    Ok(Listeners { api, ssh })
+    let metrics = match &opts.metrics {
+        Some(addr) => Some(bind_one("metrics", addr).await?),
+        None => None,
+    };
+    Ok(Listeners { api, ssh, metrics })
 }
 
 impl Listeners {
@@ -93,6 +102,11 @@ impl Listeners {
     /// Address the SSH gateway listens on, if there is one.
     pub fn ssh_addr(&self) -> Option<SocketAddr> {
         self.ssh.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Address the metrics listen on, if they do.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 }
 
@@ -128,6 +142,11 @@ pub async fn run(
             });
         }
         _ => tracing::info!("no SSH gateway configured; serving the API only"),
+    }
+
+    // Prometheus metrics on their own listener, on the same shutdown.
+    if let Some(metrics) = listeners.metrics {
+        servers.spawn(crate::metrics::serve(metrics, stopped(stop_rx.clone())));
     }
 
     // Old audit events go in the background, on the same shutdown.

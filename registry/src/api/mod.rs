@@ -30,6 +30,7 @@ pub mod extract;
 pub mod limit;
 pub mod proxy;
 pub mod public;
+pub mod tls;
 
 use crate::store::{Store, StoreResult};
 use axum::Router;
@@ -79,6 +80,9 @@ pub struct ApiConfig {
     /// Reverse proxies whose `X-Forwarded-For` names the client
     /// (`serve --trusted-proxy`); from anyone else the header is ignored.
     pub trusted_proxies: proxy::TrustedProxies,
+    /// HTTPS with these files (`serve --tls-cert/--tls-key`); `None` is
+    /// plain HTTP.
+    pub tls: Option<Arc<tls::Reloading>>,
 }
 
 impl Default for ApiConfig {
@@ -93,6 +97,7 @@ impl Default for ApiConfig {
             web: crate::web::WebConfig::default(),
             max_connections_per_source: 32,
             trusted_proxies: proxy::TrustedProxies::default(),
+            tls: None,
         }
     }
 }
@@ -295,8 +300,22 @@ pub async fn serve(
         let router = router.clone();
         let config = config.clone();
         let stop = stop_rx.clone();
+        let _ = stream.set_nodelay(true);
+        let tls = config.tls.as_ref().map(|t| t.acceptor());
         conns.spawn(async move {
-            serve_connection(stream, peer, router, &config, stop).await;
+            match tls {
+                None => serve_connection(stream, peer, router, &config, stop, false).await,
+                Some(acceptor) => {
+                    let handshake = acceptor.accept(stream);
+                    match tokio::time::timeout(config.header_read_timeout, handshake).await {
+                        Ok(Ok(tls)) => {
+                            serve_connection(tls, peer, router, &config, stop, true).await
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, %e, "api TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "api TLS handshake timed out"),
+                    }
+                }
+            }
             drop(source_slot);
             drop(permit);
         });
@@ -317,14 +336,16 @@ pub async fn serve(
     Ok(())
 }
 
-async fn serve_connection(
-    stream: tokio::net::TcpStream,
+async fn serve_connection<S>(
+    stream: S,
     peer: SocketAddr,
     router: Router,
     config: &ApiConfig,
     mut stop: watch::Receiver<bool>,
-) {
-    let _ = stream.set_nodelay(true);
+    https: bool,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let trusted = config.trusted_proxies.clone();
     let service =
         hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
@@ -332,6 +353,13 @@ async fn serve_connection(
             // sign-in limit, audit source, log) sees the forwarded client.
             let client = trusted.client(peer, req.headers());
             req.extensions_mut().insert(ConnectInfo(client));
+            if https {
+                // Our own TLS: the cookies become `__Host-…; Secure`.
+                req.headers_mut().insert(
+                    "x-forwarded-proto",
+                    axum::http::HeaderValue::from_static("https"),
+                );
+            }
             router.clone().oneshot(req.map(axum::body::Body::new))
         });
     let mut builder = hyper::server::conn::http1::Builder::new();

@@ -54,12 +54,17 @@ impl Audit {
     pub fn start(store: Arc<dyn Store>, actor: String) -> (Arc<Audit>, JoinHandle<()>) {
         let (tx, mut rx) = mpsc::channel::<Write>(QUEUE);
         let writer = tokio::spawn(async move {
+            let queued = &crate::metrics::get().audit_queue;
             while let Some(first) = rx.recv().await {
+                queued.dec();
                 let mut group = BackgroundWrites::default();
                 add(&mut group, first);
                 while group.events.len() + group.last_seen.len() < MAX_GROUP {
                     match rx.try_recv() {
-                        Ok(w) => add(&mut group, w),
+                        Ok(w) => {
+                            queued.dec();
+                            add(&mut group, w);
+                        }
                         Err(_) => break,
                     }
                 }
@@ -97,6 +102,18 @@ impl Audit {
             source: source.map(|s| s.to_string()),
             detail,
         };
+        // The same event in the log (stable fields: `kind`, `actor`,
+        // `user`, `fingerprint`, `source`, `detail` as JSON text).
+        tracing::info!(
+            target: "pra_registry::audit",
+            kind = %event.kind,
+            actor = %event.actor,
+            user = event.user.as_deref(),
+            fingerprint = event.fingerprint.as_deref(),
+            source = event.source.as_deref(),
+            detail = %event.detail,
+            "audit event"
+        );
         self.send(Write::Event(event));
     }
 
@@ -110,7 +127,9 @@ impl Audit {
         let Some(tx) = guard.as_ref() else {
             return;
         };
-        if tx.try_send(write).is_err() {
+        if tx.try_send(write).is_ok() {
+            crate::metrics::get().audit_queue.inc();
+        } else {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
                 tracing::warn!(dropped = n, "audit queue full: events dropped");
@@ -209,6 +228,7 @@ impl Refusals {
         detail: serde_json::Value,
     ) -> bool {
         let reason = detail["reason"].as_str().unwrap_or("unknown").to_owned();
+        crate::metrics::get().login("refused", &reason);
         let key = super::limits::source_key(source.ip());
         let now = Instant::now();
         let mut expired = None;

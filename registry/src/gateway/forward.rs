@@ -234,6 +234,7 @@ pub async fn open(shared: Arc<Shared>, req: Request) {
         policy::Decision::Deny => {
             let n = session.refused.fetch_add(1, Ordering::Relaxed);
             tracing::info!(user = %session.user, target = %shown, "forward refused: no rule names it");
+            crate::metrics::Metrics::reason(&crate::metrics::get().forwards_refused, "no_rule");
             if n < AUDITED_PER_SESSION {
                 shared.audit.record(
                     "forward.refused",

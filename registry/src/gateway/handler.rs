@@ -266,6 +266,7 @@ impl russh::server::Handler for GatewayHandler {
             .record_success(self.peer.ip(), &state.fingerprint);
         let client = String::from_utf8_lossy(session.remote_sshid()).into_owned();
         tracing::info!(user = %state.user, fingerprint = %state.fingerprint, source = %self.peer, "session start");
+        crate::metrics::get().login("accepted", "ok");
         self.shared.audit.record(
             "session.start",
             Some(&state.user),

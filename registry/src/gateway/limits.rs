@@ -210,6 +210,10 @@ impl Limits {
                     }
                     st.release(id);
                     st.evicted += 1;
+                    crate::metrics::Metrics::reason(
+                        &crate::metrics::get().preauth_dropped,
+                        "evicted",
+                    );
                 }
                 None => {
                     st.refused_busy += 1;
@@ -242,6 +246,7 @@ impl Limits {
             }
             st.release(oldest);
             st.evicted += 1;
+            crate::metrics::Metrics::reason(&crate::metrics::get().preauth_dropped, "evicted");
         }
         let id = st.next_id;
         st.next_id += 1;

@@ -196,9 +196,13 @@ where
     F: FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
 {
     let store = Arc::clone(store);
-    tokio::task::spawn_blocking(move || f(store.as_ref()))
+    let started = std::time::Instant::now();
+    let r = tokio::task::spawn_blocking(move || f(store.as_ref()))
         .await
-        .map_err(|e| RegistryError::Database(format!("store call failed: {e}")))?
+        .map_err(|e| RegistryError::Database(format!("store call failed: {e}")));
+    let m = crate::metrics::get();
+    crate::metrics::Metrics::observe(&m.store_seconds, started.elapsed());
+    r?
 }
 
 /// Serve SSH on `listener` until `shutdown` completes; then disconnect every
@@ -290,6 +294,7 @@ pub async fn run(
                     let kill = KillSwitch::new();
                     match shared.limits.admit(peer.ip(), kill.clone()) {
                         Ok(ticket) => {
+                            crate::metrics::get().preauth_connections.inc();
                             conns.spawn(connection(
                                 Arc::clone(&shared),
                                 Arc::clone(&ssh),
@@ -302,6 +307,7 @@ pub async fn run(
                         }
                         Err(limits::Refusal::SourceBusy) => {
                             tracing::debug!(%peer, "too many unauthenticated connections from this source; closed");
+                            crate::metrics::Metrics::reason(&crate::metrics::get().preauth_dropped, "source_busy");
                         }
                     }
                 }
@@ -395,6 +401,10 @@ async fn connection(
             }
             Err(_) => {
                 tracing::debug!(%peer, "no ssh banner before the login deadline");
+                crate::metrics::Metrics::reason(
+                    &crate::metrics::get().preauth_dropped,
+                    "login_deadline",
+                );
                 shared.limits.record_failure(peer.ip(), None);
                 return;
             }

@@ -57,6 +57,11 @@ fn fold(done: &mut BTreeMap<String, Tally>, s: &ForwardStats) {
     t.down += s.down.load(Ordering::Relaxed);
 }
 
+/// Count a finished forward's bytes in the process metrics.
+fn counted(s: &ForwardStats) {
+    crate::metrics::get().forwarded(s.up.load(Ordering::Relaxed), s.down.load(Ordering::Relaxed));
+}
+
 type RulesCache = Option<(i64, Arc<Vec<RuleRecord>>)>;
 
 /// A logged-in session, shared by its handler, its forward tasks, its
@@ -174,6 +179,7 @@ impl SessionState {
         let key = f.next;
         f.next += 1;
         f.live.insert(key, Arc::clone(&stats));
+        crate::metrics::get().forwards_opened.inc();
         (key, stats)
     }
 
@@ -181,6 +187,7 @@ impl SessionState {
     pub fn forward_done(&self, key: u64) {
         let mut f = lock(&self.forwards);
         if let Some(stats) = f.live.remove(&key) {
+            counted(&stats);
             fold(&mut f.done, &stats);
         }
     }
@@ -193,6 +200,7 @@ impl SessionState {
         }
         let live: Vec<_> = f.live.drain().collect();
         for (_, stats) in live {
+            counted(&stats);
             fold(&mut f.done, &stats);
         }
     }
@@ -321,12 +329,19 @@ impl Sessions {
 
     /// Track `state`, whose login was decided at store revision `revision`.
     pub fn register(&self, state: Arc<SessionState>, revision: i64) {
-        lock(&self.inner).insert(state.id, (state, revision));
+        if lock(&self.inner)
+            .insert(state.id, (state, revision))
+            .is_none()
+        {
+            crate::metrics::get().sessions.inc();
+        }
     }
 
     /// Stop tracking a session.
     pub fn unregister(&self, id: u64) {
-        lock(&self.inner).remove(&id);
+        if lock(&self.inner).remove(&id).is_some() {
+            crate::metrics::get().sessions.dec();
+        }
     }
 
     /// Sessions not yet checked against `revision`.

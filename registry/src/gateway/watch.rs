@@ -138,6 +138,7 @@ async fn check(shared: &Arc<Shared>, revision: i64) -> Result<(), RegistryError>
     if due.is_empty() {
         return Ok(());
     }
+    let seen = Instant::now();
     let allowed: HashSet<(String, String)> = blocking(&shared.store, |s| s.allowed_keys())
         .await?
         .into_iter()
@@ -149,7 +150,7 @@ async fn check(shared: &Arc<Shared>, revision: i64) -> Result<(), RegistryError>
         .collect();
     for session in due {
         if session.registry_id().is_some_and(|id| asked.contains(&id)) {
-            end(shared, &session, "disconnect_requested", revision);
+            end(shared, &session, "disconnect_requested", revision, seen);
             continue;
         }
         if allowed.contains(&(session.fingerprint.clone(), session.user.clone())) {
@@ -169,12 +170,12 @@ async fn check(shared: &Arc<Shared>, revision: i64) -> Result<(), RegistryError>
             },
             Err(_) => "no_longer_allowed".to_owned(),
         };
-        end(shared, &session, &reason, revision);
+        end(shared, &session, &reason, revision, seen);
     }
     Ok(())
 }
 
-fn end(shared: &Shared, session: &Arc<SessionState>, reason: &str, revision: i64) {
+fn end(shared: &Shared, session: &Arc<SessionState>, reason: &str, revision: i64, seen: Instant) {
     let message = if reason == "disconnect_requested" {
         "disconnected by an administrator".to_owned()
     } else {
@@ -182,6 +183,9 @@ fn end(shared: &Shared, session: &Arc<SessionState>, reason: &str, revision: i64
     };
     if session.end(format!("revoked: {reason}"), message) {
         tracing::info!(user = %session.user, fingerprint = %session.fingerprint, %reason, "live session revoked");
+        let m = crate::metrics::get();
+        crate::metrics::Metrics::reason(&m.revocations, reason);
+        crate::metrics::Metrics::observe(&m.revocation_seconds, seen.elapsed());
         shared.audit.record(
             "session.revoked",
             Some(&session.user),
