@@ -10,6 +10,7 @@
 //! - [`web`]: the admin web page under `/admin` on the API listener.
 //! - [`serve`]: `pra-registry serve`, the API and the SSH gateway side by side.
 //! - [`retention`]: deleting old audit events (`serve --audit-keep DAYS`).
+//! - [`invite`]: one-time enrollment invites (`invite create/list/revoke`).
 //! - [`cli`]: the admin CLI (arguments, commands, one-line failures).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -17,6 +18,7 @@ pub mod api;
 pub mod cli;
 pub mod error;
 pub mod gateway;
+pub mod invite;
 pub mod model;
 pub mod retention;
 pub mod serve;

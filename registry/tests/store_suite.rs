@@ -74,6 +74,7 @@ suite!(
     stale_sessions_are_hidden_and_ended_at_gateway_restart,
     disconnect_requests_are_audited_and_reach_their_gateway,
     subscribers_hear_changes_from_another_handle,
+    invites_are_created_listed_and_revoked_with_audit,
 );
 
 fn cli() -> Actor {
@@ -1048,4 +1049,93 @@ fn postgres_feed_follows_committed_changes() {
     wait_feed(&mut rx, 2);
     assert_eq!(rx.borrow().revision, 2);
     assert_eq!(s.revision().unwrap(), 2);
+}
+
+fn new_invite(id: &str, user: &str, expires_at: Timestamp) -> NewInvite {
+    NewInvite {
+        id: id.into(),
+        user: user.into(),
+        secret_hash: format!("{:0>64}", id),
+        gateways: vec!["vpn.example.com:10022".into(), "10.0.0.2:10022".into()],
+        approve: id.ends_with('1'),
+        expires_at,
+    }
+}
+
+fn invites_are_created_listed_and_revoked_with_audit(db: &Db) {
+    let s = db.open();
+    let later = now() + 3600;
+    // only for an existing account; a refusal stores nothing
+    assert!(matches!(
+        s.add_invite(&new_invite("a1", "alice", later), &cli()),
+        Err(RegistryError::NotFound(_))
+    ));
+    assert!(s.list_invites().unwrap().is_empty());
+    s.add_user("alice", &cli()).unwrap();
+    let rev = s.revision().unwrap();
+    let a = s
+        .add_invite(&new_invite("a1", "alice", later), &cli())
+        .unwrap();
+    assert_eq!(
+        (
+            a.user.as_str(),
+            a.approve,
+            a.expires_at,
+            a.created_by.as_str()
+        ),
+        ("alice", true, later, "cli:root")
+    );
+    assert_eq!(a.gateways.len(), 2);
+    assert_eq!(a.state(now()), "outstanding");
+    assert!(s.revision().unwrap() > rev);
+    assert!(matches!(
+        s.add_invite(&new_invite("a1", "alice", later), &cli()),
+        Err(RegistryError::Conflict(_))
+    ));
+    let mut bad = new_invite("b2", "alice", later);
+    bad.secret_hash = "nothex".into();
+    assert!(matches!(
+        s.add_invite(&bad, &cli()),
+        Err(RegistryError::Invalid { .. })
+    ));
+    s.add_invite(&new_invite("b2", "alice", now() - 1), &cli())
+        .unwrap();
+    let list = db.open().list_invites().unwrap();
+    assert_eq!(list.len(), 2);
+    let b = list.iter().find(|i| i.id == "b2").unwrap();
+    assert_eq!((b.approve, b.state(now())), (false, "expired"));
+
+    let e = &s.audit(&AuditQuery::default()).unwrap()[0];
+    assert_eq!(
+        (e.event.kind.as_str(), e.event.user.as_deref()),
+        ("invite.create", Some("alice"))
+    );
+    assert_eq!(e.event.detail["invite"], "b2");
+    assert!(
+        !e.event.detail.to_string().contains(&"0".repeat(40)),
+        "no hash in the audit"
+    );
+
+    let r = s.revoke_invite("a1", &cli()).unwrap();
+    assert!(r.revoked_at.is_some());
+    assert_eq!(
+        s.list_invites()
+            .unwrap()
+            .iter()
+            .find(|i| i.id == "a1")
+            .unwrap()
+            .state(now()),
+        "revoked"
+    );
+    assert!(matches!(
+        s.revoke_invite("a1", &cli()),
+        Err(RegistryError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.revoke_invite("zz9", &cli()),
+        Err(RegistryError::NotFound(_))
+    ));
+    let e = &s.audit(&AuditQuery::default()).unwrap()[0];
+    assert_eq!(e.event.kind, "invite.revoke");
+    assert_eq!(e.event.detail["invite"], "a1");
 }

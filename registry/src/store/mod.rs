@@ -148,6 +148,17 @@ pub trait Store: Send + Sync + 'static {
     /// `NotFound` if there is no token of that name.
     fn revoke_token(&self, name: &str, actor: &Actor) -> StoreResult<TokenRecord>;
 
+    // --- enrollment invites ---
+    /// Store an invite for an existing user (`NotFound` otherwise). Audited
+    /// (`invite.create`; the detail names the id, expiry and `approve`).
+    fn add_invite(&self, invite: &NewInvite, actor: &Actor) -> StoreResult<InviteRecord>;
+    /// Every invite (used, revoked and expired ones too), newest first.
+    fn list_invites(&self) -> StoreResult<Vec<InviteRecord>>;
+    /// Withdraw an invite: it is refused from now on. Audited
+    /// (`invite.revoke`). `NotFound` if there is no such invite,
+    /// `Conflict` if it was used or revoked already.
+    fn revoke_invite(&self, id: &str, actor: &Actor) -> StoreResult<InviteRecord>;
+
     // --- gateway ---
     /// Facts for a login decision (key by fingerprint, user by name).
     fn login_facts(&self, user: &str, fingerprint: &str) -> StoreResult<LoginFacts>;
@@ -284,6 +295,72 @@ pub(crate) mod checks {
             Some(at) => serde_json::json!({ "token": name, "expires_at": at }),
             None => serde_json::json!({ "token": name }),
         }
+    }
+
+    /// A new invite's fields.
+    pub fn invite(i: &NewInvite) -> StoreResult<()> {
+        validate::user_name(&i.user)?;
+        invite_id(&i.id)?;
+        if i.secret_hash.len() != 64 || !i.secret_hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(RegistryError::invalid(
+                "invite secret hash",
+                "expected 64 hex digits",
+            ));
+        }
+        if i.gateways.is_empty()
+            || i.gateways.len() > 16
+            || i.gateways
+                .iter()
+                .any(|g| g.is_empty() || g.len() > 255 || !g.chars().all(|c| c.is_ascii_graphic()))
+        {
+            return Err(RegistryError::invalid(
+                "gateway",
+                "1 to 16 addresses, HOST or HOST:PORT",
+            ));
+        }
+        Ok(())
+    }
+
+    /// An invite id: 1 to 64 letters and digits.
+    pub fn invite_id(id: &str) -> StoreResult<()> {
+        if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(RegistryError::invalid(
+                "invite id",
+                "letters and digits, as `pra-registry invite list` shows it",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The audit detail of a new invite (never its secret or hash).
+    pub fn invite_detail(i: &NewInvite) -> serde_json::Value {
+        serde_json::json!({
+            "invite": i.id,
+            "expires_at": i.expires_at,
+            "approve": i.approve,
+            "gateways": i.gateways,
+        })
+    }
+
+    /// Why an invite cannot be revoked, if it cannot.
+    pub fn revocable(i: &InviteRecord) -> StoreResult<()> {
+        if i.used_at.is_some() {
+            return Err(RegistryError::Conflict(format!(
+                "invite {} was already used{}; revoke the key instead (`pra-registry key revoke FINGERPRINT`)",
+                i.id,
+                i.used_fingerprint
+                    .as_deref()
+                    .map(|f| format!(" (key {f})"))
+                    .unwrap_or_default()
+            )));
+        }
+        if i.revoked_at.is_some() {
+            return Err(RegistryError::Conflict(format!(
+                "invite {} is already revoked",
+                i.id
+            )));
+        }
+        Ok(())
     }
 
     /// An audit event needs a kind and an actor.

@@ -153,6 +153,21 @@ CREATE TABLE unknown_submissions (
 CREATE INDEX unknown_submissions_by_user ON unknown_submissions(user_name);
 CREATE INDEX unknown_submissions_by_time ON unknown_submissions(submitted_at);
 "#,
+    r#"
+CREATE TABLE invites (
+    id                TEXT PRIMARY KEY,
+    user_name         TEXT NOT NULL REFERENCES users(name),
+    secret_hash       TEXT NOT NULL UNIQUE,
+    gateways          TEXT NOT NULL,
+    approve           BOOLEAN NOT NULL,
+    created_at        BIGINT NOT NULL,
+    created_by        TEXT NOT NULL,
+    expires_at        BIGINT NOT NULL,
+    used_at           BIGINT,
+    used_fingerprint  TEXT,
+    revoked_at        BIGINT
+);
+"#,
 ];
 
 /// The schema version this build writes (the same as SQLite's).
@@ -507,6 +522,42 @@ const SESSION_COLS: &str = "id, gateway, user_name, fingerprint, source, started
      disconnect_requested_at";
 
 const TOKEN_COLS: &str = "name, created_at, last_used, expires_at";
+
+const INVITE_COLS: &str = "id, user_name, gateways, approve, created_at, created_by, \
+     expires_at, used_at, used_fingerprint, revoked_at";
+
+fn invite_row(r: &Row) -> StoreResult<InviteRecord> {
+    let gateways: String = r.try_get(2).map_err(db)?;
+    Ok(InviteRecord {
+        id: r.try_get(0).map_err(db)?,
+        user: r.try_get(1).map_err(db)?,
+        gateways: serde_json::from_str(&gateways).unwrap_or_default(),
+        approve: r.try_get(3).map_err(db)?,
+        created_at: r.try_get(4).map_err(db)?,
+        created_by: r.try_get(5).map_err(db)?,
+        expires_at: r.try_get(6).map_err(db)?,
+        used_at: r.try_get(7).map_err(db)?,
+        used_fingerprint: r.try_get(8).map_err(db)?,
+        revoked_at: r.try_get(9).map_err(db)?,
+    })
+}
+
+async fn get_invite_in(
+    c: &(impl GenericClient + Sync),
+    id: &str,
+    lock: bool,
+) -> StoreResult<Option<InviteRecord>> {
+    let sql = format!(
+        "SELECT {INVITE_COLS} FROM invites WHERE id = $1{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    c.query_opt(&sql, &[&id])
+        .await
+        .map_err(db)?
+        .as_ref()
+        .map(invite_row)
+        .transpose()
+}
 
 fn token_row(r: &Row) -> StoreResult<TokenRecord> {
     Ok(TokenRecord {
@@ -1320,6 +1371,95 @@ impl Store for PostgresStore {
             admin_change(&tx, now(), e).await?;
             tx.commit().await.map_err(db)?;
             Ok(token)
+        })
+    }
+
+    fn add_invite(&self, invite: &NewInvite, actor: &Actor) -> StoreResult<InviteRecord> {
+        checks::invite(invite)?;
+        let (invite, actor) = (invite.clone(), actor.clone());
+        self.call(move |mut c| async move {
+            let tx = begin_admin(&mut c).await?;
+            if get_user_in(&*tx, &invite.user).await?.is_none() {
+                return Err(RegistryError::NotFound(format!(
+                    "no user named {} (add it first: `pra-registry user add {}`)",
+                    invite.user, invite.user
+                )));
+            }
+            if get_invite_in(&*tx, &invite.id, false).await?.is_some() {
+                return Err(RegistryError::Conflict(format!(
+                    "an invite with id {} already exists",
+                    invite.id
+                )));
+            }
+            let now = now();
+            let gateways = serde_json::to_string(&invite.gateways)
+                .map_err(|e| RegistryError::Database(e.to_string()))?;
+            tx.execute(
+                "INSERT INTO invites (id, user_name, secret_hash, gateways, approve, created_at, \
+                 created_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[
+                    &invite.id,
+                    &invite.user,
+                    &invite.secret_hash,
+                    &gateways,
+                    &invite.approve,
+                    &now,
+                    &actor.to_string(),
+                    &invite.expires_at,
+                ],
+            )
+            .await
+            .map_err(db)?;
+            let mut e = event("invite.create", &actor, Some(&invite.user), None);
+            e.detail = checks::invite_detail(&invite);
+            admin_change(&tx, now, e).await?;
+            let record = get_invite_in(&*tx, &invite.id, false)
+                .await?
+                .ok_or_else(|| RegistryError::Database("the new invite vanished".into()))?;
+            tx.commit().await.map_err(db)?;
+            Ok(record)
+        })
+    }
+
+    fn list_invites(&self) -> StoreResult<Vec<InviteRecord>> {
+        self.call(move |c| async move {
+            let r = c
+                .query(
+                    &format!(
+                        "SELECT {INVITE_COLS} FROM invites ORDER BY created_at DESC, id COLLATE \"C\""
+                    ),
+                    &[],
+                )
+                .await
+                .map_err(db)?;
+            rows(r, invite_row)
+        })
+    }
+
+    fn revoke_invite(&self, id: &str, actor: &Actor) -> StoreResult<InviteRecord> {
+        checks::invite_id(id)?;
+        let (id, actor) = (id.to_owned(), actor.clone());
+        self.call(move |mut c| async move {
+            let tx = begin_admin(&mut c).await?;
+            let invite = get_invite_in(&*tx, &id, true)
+                .await?
+                .ok_or_else(|| RegistryError::NotFound(format!("no invite with id {id}")))?;
+            checks::revocable(&invite)?;
+            let now = now();
+            tx.execute(
+                "UPDATE invites SET revoked_at = $1 WHERE id = $2",
+                &[&now, &id],
+            )
+            .await
+            .map_err(db)?;
+            let mut e = event("invite.revoke", &actor, Some(&invite.user), None);
+            e.detail = serde_json::json!({ "invite": id });
+            admin_change(&tx, now, e).await?;
+            tx.commit().await.map_err(db)?;
+            Ok(InviteRecord {
+                revoked_at: Some(now),
+                ..invite
+            })
         })
     }
 
