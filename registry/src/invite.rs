@@ -23,7 +23,7 @@ pub const DEFAULT_EXPIRY: &str = "7d";
 #[derive(Debug, Subcommand)]
 pub enum InviteCommand {
     /// Create a one-time invite for an existing user and print it (one
-    /// `pra-invite:…` line for `pra enroll`); only the secret's hash is kept.
+    /// `pra-invite:…` line); only the secret's hash is kept.
     Create {
         /// The account the employee's key is enrolled for.
         #[arg(long, value_name = "NAME")]
@@ -189,7 +189,7 @@ pub fn command(
             Ok(writeln!(
                 err,
                 "invite {id} for {user} created, valid once until {}; it is shown only this \
-                 once: give it to the employee, who runs `pra enroll INVITE`; {then}",
+                 once: give it to the employee over a channel you trust; {then}",
                 time(expires_at)
             ))
         }
