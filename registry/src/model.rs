@@ -305,3 +305,17 @@ impl InviteRecord {
         }
     }
 }
+
+/// Why an invite cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InviteRefusal {
+    /// No invite with that id, or the secret does not match (not told apart).
+    Unknown,
+    /// It was used already (an invite works once).
+    Used,
+    /// An admin withdrew it.
+    Revoked,
+    /// Past its expiry.
+    Expired,
+}

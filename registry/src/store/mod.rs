@@ -158,6 +158,19 @@ pub trait Store: Send + Sync + 'static {
     /// (`invite.revoke`). `NotFound` if there is no such invite,
     /// `Conflict` if it was used or revoked already.
     fn revoke_invite(&self, id: &str, actor: &Actor) -> StoreResult<InviteRecord>;
+    /// Use an invite: when `id` names an invite whose secret hashes to
+    /// `secret_hash` and that is neither used, revoked nor expired, store
+    /// `key` for the invite's user (approved if the invite says so,
+    /// otherwise pending; `key.user` and `key.status` are ignored) and mark
+    /// the invite used, in one transaction (audited `key.enroll`). Any
+    /// refusal stores nothing. `Conflict` if the key is already registered.
+    fn redeem_invite(
+        &self,
+        id: &str,
+        secret_hash: &str,
+        key: NewKey,
+        actor: &Actor,
+    ) -> StoreResult<Result<KeyRecord, InviteRefusal>>;
 
     // --- gateway ---
     /// Facts for a login decision (key by fingerprint, user by name).
@@ -340,6 +353,36 @@ pub(crate) mod checks {
             "approve": i.approve,
             "gateways": i.gateways,
         })
+    }
+
+    /// Whether `invite` (whose secret hashes to `stored_hash`) may be used
+    /// with `secret_hash` at `now`.
+    pub fn redeemable(
+        invite: Option<(InviteRecord, String)>,
+        secret_hash: &str,
+        now: Timestamp,
+    ) -> Result<InviteRecord, InviteRefusal> {
+        let Some((invite, stored_hash)) = invite else {
+            return Err(InviteRefusal::Unknown);
+        };
+        if stored_hash.len() != secret_hash.len()
+            || stored_hash
+                .bytes()
+                .zip(secret_hash.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                != 0
+        {
+            return Err(InviteRefusal::Unknown);
+        }
+        if invite.used_at.is_some() {
+            Err(InviteRefusal::Used)
+        } else if invite.revoked_at.is_some() {
+            Err(InviteRefusal::Revoked)
+        } else if now >= invite.expires_at {
+            Err(InviteRefusal::Expired)
+        } else {
+            Ok(invite)
+        }
     }
 
     /// Why an invite cannot be revoked, if it cannot.

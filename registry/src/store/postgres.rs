@@ -724,6 +724,53 @@ async fn begin_admin(c: &mut Object) -> StoreResult<deadpool_postgres::Transacti
     Ok(tx)
 }
 
+/// Insert a checked new key and audit it as `kind` (inside `tx`).
+async fn insert_key_in(
+    tx: &deadpool_postgres::Transaction<'_>,
+    key: &NewKey,
+    valid: &crate::validate::ValidKey,
+    device: &pra_proto::api::Device,
+    actor: &Actor,
+    now: Timestamp,
+    kind: &str,
+) -> StoreResult<KeyRecord> {
+    let approved = key.status == KeyStatus::Approved;
+    let approved_by = approved.then(|| actor.to_string());
+    let approved_at = approved.then_some(now);
+    tx.execute(
+        &format!(
+            "INSERT INTO keys ({KEY_COLS}) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL, NULL)"
+        ),
+        &[
+            &key.fingerprint,
+            &key.user,
+            &valid.line,
+            &key.algorithm,
+            &device.computer,
+            &device.os_user,
+            &device.description,
+            &device.tag,
+            &key.status.as_str(),
+            &now,
+            &approved_by,
+            &approved_at,
+        ],
+    )
+    .await
+    .map_err(db)?;
+    let mut e = event(kind, actor, Some(&key.user), Some(&key.fingerprint));
+    e.detail = serde_json::json!({
+        "status": key.status.as_str(),
+        "algorithm": key.algorithm,
+        "computer": device.computer,
+    });
+    admin_change(tx, now, e).await?;
+    get_key_in(&**tx, &key.fingerprint).await?.ok_or_else(|| {
+        RegistryError::Database("the new key vanished inside its transaction".into())
+    })
+}
+
 /// Audit an admin change, bump the revision and notify, inside `tx`.
 async fn admin_change(
     tx: &tokio_postgres::Transaction<'_>,
@@ -1001,45 +1048,11 @@ impl Store for PostgresStore {
                     return Err(checks::too_many_pending(&key.user));
                 }
             }
-            let approved = key.status == KeyStatus::Approved;
-            let approved_by = approved.then(|| actor.to_string());
-            let approved_at = approved.then_some(now);
-            tx.execute(
-                &format!(
-                    "INSERT INTO keys ({KEY_COLS}) VALUES \
-                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL, NULL)"
-                ),
-                &[
-                    &key.fingerprint,
-                    &key.user,
-                    &valid.line,
-                    &key.algorithm,
-                    &device.computer,
-                    &device.os_user,
-                    &device.description,
-                    &device.tag,
-                    &key.status.as_str(),
-                    &now,
-                    &approved_by,
-                    &approved_at,
-                ],
-            )
-            .await
-            .map_err(db)?;
             let kind = match actor {
                 Actor::Submitter(_) => "key.submit",
                 _ => "key.import",
             };
-            let mut e = event(kind, &actor, Some(&key.user), Some(&key.fingerprint));
-            e.detail = serde_json::json!({
-                "status": key.status.as_str(),
-                "algorithm": key.algorithm,
-                "computer": device.computer,
-            });
-            admin_change(&tx, now, e).await?;
-            let record = get_key_in(&*tx, &key.fingerprint).await?.ok_or_else(|| {
-                RegistryError::Database("the new key vanished inside its transaction".into())
-            })?;
+            let record = insert_key_in(&tx, &key, &valid, &device, &actor, now, kind).await?;
             tx.commit().await.map_err(db)?;
             Ok((record, true))
         })
@@ -1460,6 +1473,65 @@ impl Store for PostgresStore {
                 revoked_at: Some(now),
                 ..invite
             })
+        })
+    }
+
+    fn redeem_invite(
+        &self,
+        id: &str,
+        secret_hash: &str,
+        key: NewKey,
+        actor: &Actor,
+    ) -> StoreResult<Result<KeyRecord, InviteRefusal>> {
+        if checks::invite_id(id).is_err() {
+            return Ok(Err(InviteRefusal::Unknown));
+        }
+        let (id, secret_hash, actor) = (id.to_owned(), secret_hash.to_owned(), actor.clone());
+        self.call(move |mut c| async move {
+            let tx = begin_admin(&mut c).await?;
+            let now = now();
+            let found = match get_invite_in(&*tx, &id, true).await? {
+                Some(invite) => {
+                    let hash: String = tx
+                        .query_one("SELECT secret_hash FROM invites WHERE id = $1", &[&id])
+                        .await
+                        .map_err(db)?
+                        .try_get(0)
+                        .map_err(db)?;
+                    Some((invite, hash))
+                }
+                None => None,
+            };
+            let invite = match checks::redeemable(found, &secret_hash, now) {
+                Ok(invite) => invite,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            let key = NewKey {
+                user: invite.user.clone(),
+                status: if invite.approve {
+                    KeyStatus::Approved
+                } else {
+                    KeyStatus::Pending
+                },
+                ..key
+            };
+            let (valid, device) = checks::new_key(&key)?;
+            if get_key_in(&*tx, &key.fingerprint).await?.is_some() {
+                return Err(RegistryError::Conflict(format!(
+                    "key {} is already registered",
+                    key.fingerprint
+                )));
+            }
+            let record =
+                insert_key_in(&tx, &key, &valid, &device, &actor, now, "key.enroll").await?;
+            tx.execute(
+                "UPDATE invites SET used_at = $1, used_fingerprint = $2 WHERE id = $3",
+                &[&now, &key.fingerprint, &id],
+            )
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(Ok(record))
         })
     }
 

@@ -614,6 +614,52 @@ fn insert_audit(conn: &Connection, at: Timestamp, e: &AuditEvent) -> StoreResult
 }
 
 /// Audit an admin change and bump the revision, inside the caller's transaction.
+/// Insert a checked new key and audit it as `kind` (inside `tx`).
+fn insert_key_in(
+    tx: &Transaction<'_>,
+    key: &NewKey,
+    valid: &crate::validate::ValidKey,
+    device: &pra_proto::api::Device,
+    actor: &Actor,
+    now: Timestamp,
+    kind: &str,
+) -> StoreResult<KeyRecord> {
+    let approved = key.status == KeyStatus::Approved;
+    let approved_by = approved.then(|| actor.to_string());
+    let approved_at = approved.then_some(now);
+    tx.execute(
+        &format!(
+            "INSERT INTO keys ({KEY_COLS}) VALUES \
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL, NULL, NULL)"
+        ),
+        params![
+            key.fingerprint,
+            key.user,
+            valid.line,
+            key.algorithm,
+            device.computer,
+            device.os_user,
+            device.description,
+            device.tag,
+            key.status.as_str(),
+            now,
+            approved_by,
+            approved_at,
+        ],
+    )
+    .map_err(db)?;
+    let mut e = event(kind, actor, Some(&key.user), Some(&key.fingerprint));
+    e.detail = serde_json::json!({
+        "status": key.status.as_str(),
+        "algorithm": key.algorithm,
+        "computer": device.computer,
+    });
+    admin_change(tx, now, e)?;
+    get_key_in(tx, &key.fingerprint)?.ok_or_else(|| {
+        RegistryError::Database("the new key vanished inside its transaction".into())
+    })
+}
+
 fn admin_change(tx: &Transaction<'_>, at: Timestamp, e: AuditEvent) -> StoreResult<()> {
     insert_audit(tx, at, &e)?;
     tx.execute(
@@ -736,44 +782,11 @@ impl Store for SqliteStore {
                     return Err(checks::too_many_pending(&key.user));
                 }
             }
-            let approved = key.status == KeyStatus::Approved;
-            let approved_by = approved.then(|| actor.to_string());
-            let approved_at = approved.then_some(now);
-            tx.execute(
-                &format!(
-                    "INSERT INTO keys ({KEY_COLS}) VALUES \
-                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL, NULL, NULL)"
-                ),
-                params![
-                    key.fingerprint,
-                    key.user,
-                    valid.line,
-                    key.algorithm,
-                    device.computer,
-                    device.os_user,
-                    device.description,
-                    device.tag,
-                    key.status.as_str(),
-                    now,
-                    approved_by,
-                    approved_at,
-                ],
-            )
-            .map_err(db)?;
             let kind = match actor {
                 Actor::Submitter(_) => "key.submit",
                 _ => "key.import",
             };
-            let mut e = event(kind, actor, Some(&key.user), Some(&key.fingerprint));
-            e.detail = serde_json::json!({
-                "status": key.status.as_str(),
-                "algorithm": key.algorithm,
-                "computer": device.computer,
-            });
-            admin_change(tx, now, e)?;
-            let record = get_key_in(tx, &key.fingerprint)?.ok_or_else(|| {
-                RegistryError::Database("the new key vanished inside its transaction".into())
-            })?;
+            let record = insert_key_in(tx, &key, &valid, &device, actor, now, kind)?;
             Ok((record, true))
         })
     }
@@ -1156,6 +1169,59 @@ impl Store for SqliteStore {
                 revoked_at: Some(now),
                 ..invite
             })
+        })
+    }
+
+    fn redeem_invite(
+        &self,
+        id: &str,
+        secret_hash: &str,
+        key: NewKey,
+        actor: &Actor,
+    ) -> StoreResult<Result<KeyRecord, InviteRefusal>> {
+        if checks::invite_id(id).is_err() {
+            return Ok(Err(InviteRefusal::Unknown));
+        }
+        self.write(|tx| {
+            let now = now();
+            let found = match get_invite_in(tx, id)? {
+                Some(invite) => {
+                    let hash: String = tx
+                        .query_row("SELECT secret_hash FROM invites WHERE id = ?1", [id], |r| {
+                            r.get(0)
+                        })
+                        .map_err(db)?;
+                    Some((invite, hash))
+                }
+                None => None,
+            };
+            let invite = match checks::redeemable(found, secret_hash, now) {
+                Ok(invite) => invite,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            let key = NewKey {
+                user: invite.user.clone(),
+                status: if invite.approve {
+                    KeyStatus::Approved
+                } else {
+                    KeyStatus::Pending
+                },
+                ..key
+            };
+            let (valid, device) = checks::new_key(&key)?;
+            if get_key_in(tx, &key.fingerprint)?.is_some() {
+                return Err(RegistryError::Conflict(format!(
+                    "key {} is already registered",
+                    key.fingerprint
+                )));
+            }
+            let record = insert_key_in(tx, &key, &valid, &device, actor, now, "key.enroll")?;
+            tx.execute(
+                "UPDATE invites SET used_at = ?1, used_fingerprint = ?2 WHERE id = ?3",
+                params![now, key.fingerprint, id],
+            )
+            .map_err(db)?;
+            Ok(Ok(record))
         })
     }
 
