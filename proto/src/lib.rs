@@ -6,13 +6,17 @@
 //! - [`api`]: JSON bodies of the registry HTTP API and its stable error codes.
 //! - [`rules`]: the forwarding rules the gateway answers over the SSH session.
 //! - [`handover`]: the public-key hand-over file (`pra key export` / `key import`).
+//! - [`enroll`]: the key hand-over with an invite over the gateway's SSH port.
+//! - [`invite`]: the `pra-invite:` string an admin hands to an employee.
 //! - [`proof`]: proof of key possession (SSHSIG) for registry requests.
 //! - [`sanitize`]: making network text safe for terminals and logs.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod api;
 pub mod codes;
+pub mod enroll;
 pub mod handover;
+pub mod invite;
 pub mod proof;
 pub mod rules;
 pub mod sanitize;

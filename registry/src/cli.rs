@@ -76,6 +76,9 @@ pub enum Command {
     /// Live sessions on every gateway of this registry.
     #[command(subcommand)]
     Session(SessionCommand),
+    /// One-time enrollment invites (`pra enroll INVITE`).
+    #[command(subcommand)]
+    Invite(crate::invite::InviteCommand),
     /// Print the SSH gateway's host-key fingerprint for employees to pin
     /// (creates the key in --data if there is none yet).
     Hostkey(HostkeyArgs),
@@ -485,6 +488,14 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Fai
         Command::Session(c) => w(session(store.as_ref(), c, &actor, out)?),
         Command::Hostkey(args) => hostkey_command(&cli.data, &args, out),
         Command::Token(c) => w(token(store.as_ref(), c, &actor, out, err)?),
+        Command::Invite(c) => w(crate::invite::command(
+            store.as_ref(),
+            &cli.data,
+            c,
+            &actor,
+            out,
+            err,
+        )?),
         Command::Completions { .. } | Command::Manpage => generated(&cli.command, out),
     }
 }
@@ -635,9 +646,12 @@ pub async fn shutdown_signal() {
     }
 }
 
-type Out<'a> = &'a mut dyn Write;
+pub(crate) type Out<'a> = &'a mut dyn Write;
 
-fn json(out: Out<'_>, value: &impl serde::Serialize) -> Result<std::io::Result<()>, Failure> {
+pub(crate) fn json(
+    out: Out<'_>,
+    value: &impl serde::Serialize,
+) -> Result<std::io::Result<()>, Failure> {
     let text = serde_json::to_string_pretty(value).map_err(|e| {
         Failure::new(
             Code::RegistryDatabase,

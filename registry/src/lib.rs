@@ -11,6 +11,7 @@
 //! - [`serve`]: `pra-registry serve`, the API and the SSH gateway side by side.
 //! - [`metrics`]: Prometheus metrics (`serve --metrics ADDR`).
 //! - [`retention`]: deleting old audit events (`serve --audit-keep DAYS`).
+//! - [`invite`]: one-time enrollment invites (`invite create/list/revoke`).
 //! - [`cli`]: the admin CLI (arguments, commands, one-line failures).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod error;
 pub mod gateway;
 pub mod metrics;
+pub mod invite;
 pub mod model;
 pub mod retention;
 pub mod serve;

@@ -248,3 +248,74 @@ pub struct SessionRecord {
     /// When.
     pub disconnect_requested_at: Option<Timestamp>,
 }
+
+/// A new enrollment invite (only the secret's hash is stored).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewInvite {
+    /// Its id (random, shown by `invite list`).
+    pub id: String,
+    /// The account a key enrolled with it belongs to (must exist).
+    pub user: String,
+    /// Lower-case hex SHA-256 of the one-time secret.
+    pub secret_hash: String,
+    /// Gateway addresses written into the invite string.
+    pub gateways: Vec<String>,
+    /// A key enrolled with it is approved at once.
+    pub approve: bool,
+    /// It is refused from this time on.
+    pub expires_at: Timestamp,
+}
+
+/// A stored invite (never its secret or the secret's hash).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteRecord {
+    /// Its id.
+    pub id: String,
+    /// The account.
+    pub user: String,
+    /// Gateway addresses written into the invite string.
+    pub gateways: Vec<String>,
+    /// A key enrolled with it is approved at once.
+    pub approve: bool,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// Who created it.
+    pub created_by: String,
+    /// It is refused from this time on.
+    pub expires_at: Timestamp,
+    /// When it was used (it works once).
+    pub used_at: Option<Timestamp>,
+    /// The key enrolled with it.
+    pub used_fingerprint: Option<String>,
+    /// When an admin withdrew it.
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl InviteRecord {
+    /// `outstanding`, `used`, `revoked` or `expired` at `now`.
+    pub fn state(&self, now: Timestamp) -> &'static str {
+        if self.used_at.is_some() {
+            "used"
+        } else if self.revoked_at.is_some() {
+            "revoked"
+        } else if now >= self.expires_at {
+            "expired"
+        } else {
+            "outstanding"
+        }
+    }
+}
+
+/// Why an invite cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InviteRefusal {
+    /// No invite with that id, or the secret does not match (not told apart).
+    Unknown,
+    /// It was used already (an invite works once).
+    Used,
+    /// An admin withdrew it.
+    Revoked,
+    /// Past its expiry.
+    Expired,
+}

@@ -74,6 +74,8 @@ suite!(
     stale_sessions_are_hidden_and_ended_at_gateway_restart,
     disconnect_requests_are_audited_and_reach_their_gateway,
     subscribers_hear_changes_from_another_handle,
+    invites_are_created_listed_and_revoked_with_audit,
+    an_invite_enrolls_one_key_once_and_refusals_store_nothing,
 );
 
 fn cli() -> Actor {
@@ -1048,4 +1050,185 @@ fn postgres_feed_follows_committed_changes() {
     wait_feed(&mut rx, 2);
     assert_eq!(rx.borrow().revision, 2);
     assert_eq!(s.revision().unwrap(), 2);
+}
+
+fn new_invite(id: &str, user: &str, expires_at: Timestamp) -> NewInvite {
+    NewInvite {
+        id: id.into(),
+        user: user.into(),
+        secret_hash: format!("{:0>64}", id),
+        gateways: vec!["vpn.example.com:10022".into(), "10.0.0.2:10022".into()],
+        approve: id.ends_with('1'),
+        expires_at,
+    }
+}
+
+fn invites_are_created_listed_and_revoked_with_audit(db: &Db) {
+    let s = db.open();
+    let later = now() + 3600;
+    // only for an existing account; a refusal stores nothing
+    assert!(matches!(
+        s.add_invite(&new_invite("a1", "alice", later), &cli()),
+        Err(RegistryError::NotFound(_))
+    ));
+    assert!(s.list_invites().unwrap().is_empty());
+    s.add_user("alice", &cli()).unwrap();
+    let rev = s.revision().unwrap();
+    let a = s
+        .add_invite(&new_invite("a1", "alice", later), &cli())
+        .unwrap();
+    assert_eq!(
+        (
+            a.user.as_str(),
+            a.approve,
+            a.expires_at,
+            a.created_by.as_str()
+        ),
+        ("alice", true, later, "cli:root")
+    );
+    assert_eq!(a.gateways.len(), 2);
+    assert_eq!(a.state(now()), "outstanding");
+    assert!(s.revision().unwrap() > rev);
+    assert!(matches!(
+        s.add_invite(&new_invite("a1", "alice", later), &cli()),
+        Err(RegistryError::Conflict(_))
+    ));
+    let mut bad = new_invite("b2", "alice", later);
+    bad.secret_hash = "nothex".into();
+    assert!(matches!(
+        s.add_invite(&bad, &cli()),
+        Err(RegistryError::Invalid { .. })
+    ));
+    s.add_invite(&new_invite("b2", "alice", now() - 1), &cli())
+        .unwrap();
+    let list = db.open().list_invites().unwrap();
+    assert_eq!(list.len(), 2);
+    let b = list.iter().find(|i| i.id == "b2").unwrap();
+    assert_eq!((b.approve, b.state(now())), (false, "expired"));
+
+    let e = &s.audit(&AuditQuery::default()).unwrap()[0];
+    assert_eq!(
+        (e.event.kind.as_str(), e.event.user.as_deref()),
+        ("invite.create", Some("alice"))
+    );
+    assert_eq!(e.event.detail["invite"], "b2");
+    assert!(
+        !e.event.detail.to_string().contains(&"0".repeat(40)),
+        "no hash in the audit"
+    );
+
+    let r = s.revoke_invite("a1", &cli()).unwrap();
+    assert!(r.revoked_at.is_some());
+    assert_eq!(
+        s.list_invites()
+            .unwrap()
+            .iter()
+            .find(|i| i.id == "a1")
+            .unwrap()
+            .state(now()),
+        "revoked"
+    );
+    assert!(matches!(
+        s.revoke_invite("a1", &cli()),
+        Err(RegistryError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.revoke_invite("zz9", &cli()),
+        Err(RegistryError::NotFound(_))
+    ));
+    let e = &s.audit(&AuditQuery::default()).unwrap()[0];
+    assert_eq!(e.event.kind, "invite.revoke");
+    assert_eq!(e.event.detail["invite"], "a1");
+}
+
+fn an_invite_enrolls_one_key_once_and_refusals_store_nothing(db: &Db) {
+    let s = db.open();
+    s.add_user("alice", &cli()).unwrap();
+    let later = now() + 3600;
+    let gw = Actor::Gateway("gw1".into());
+    // "a1": approve; "b2": pending; "c3": revoked; "d4": expired
+    for (id, exp) in [
+        ("a1", later),
+        ("b2", later),
+        ("c3", later),
+        ("d4", now() - 1),
+    ] {
+        s.add_invite(&new_invite(id, "alice", exp), &cli()).unwrap();
+    }
+    s.revoke_invite("c3", &cli()).unwrap();
+    let hash = |id: &str| format!("{:0>64}", id);
+    let keys = |s: &dyn Store| s.list_keys(None).unwrap().len();
+
+    for (id, secret, want) in [
+        ("a1", hash("b2"), InviteRefusal::Unknown),
+        ("zz", hash("zz"), InviteRefusal::Unknown),
+        ("bad id!", hash("a1"), InviteRefusal::Unknown),
+        ("c3", hash("c3"), InviteRefusal::Revoked),
+        ("d4", hash("d4"), InviteRefusal::Expired),
+    ] {
+        let got = s
+            .redeem_invite(id, &secret, new_key(1, "alice", KeyStatus::Pending), &gw)
+            .unwrap();
+        assert_eq!(got, Err(want), "{id}");
+    }
+    assert_eq!(keys(&*s), 0);
+
+    // the invite's user and approval count, not what the key claims
+    let k = s
+        .redeem_invite(
+            "a1",
+            &hash("a1"),
+            new_key(1, "mallory", KeyStatus::Pending),
+            &gw,
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!((k.user.as_str(), k.status), ("alice", KeyStatus::Approved));
+    let a1 = s
+        .list_invites()
+        .unwrap()
+        .into_iter()
+        .find(|i| i.id == "a1")
+        .unwrap();
+    assert_eq!(a1.used_fingerprint.as_deref(), Some(k.fingerprint.as_str()));
+    assert_eq!(a1.state(now()), "used");
+    let e = &s.audit(&AuditQuery::default()).unwrap()[0];
+    assert_eq!(
+        (e.event.kind.as_str(), e.event.actor.as_str()),
+        ("key.enroll", "gateway:gw1")
+    );
+    // once only
+    assert_eq!(
+        s.redeem_invite(
+            "a1",
+            &hash("a1"),
+            new_key(2, "alice", KeyStatus::Pending),
+            &gw
+        )
+        .unwrap(),
+        Err(InviteRefusal::Used)
+    );
+    // a key registered already: refused, the invite stays usable
+    assert!(matches!(
+        s.redeem_invite(
+            "b2",
+            &hash("b2"),
+            new_key(1, "alice", KeyStatus::Pending),
+            &gw
+        ),
+        Err(RegistryError::Conflict(_))
+    ));
+    assert_eq!(keys(&*s), 1);
+    let k2 = db
+        .open()
+        .redeem_invite(
+            "b2",
+            &hash("b2"),
+            new_key(2, "alice", KeyStatus::Approved),
+            &gw,
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(k2.status, KeyStatus::Pending);
+    assert_eq!(keys(&*s), 2);
 }

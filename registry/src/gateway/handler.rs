@@ -6,6 +6,9 @@
 //!   signature, and every refusal (unknown user or key, pending, revoked,
 //!   disabled, another user's key, weak signature) gets the same answer after
 //!   the same store work, with its reason in the audit log.
+//! - Enrollment: user `pra-enroll` with password `ID:SECRET` of an invite
+//!   may open one `session` channel for one `exec pra-enroll JSON`
+//!   ([`super::enroll`]) and nothing else; it never becomes a session.
 //! - Channels: `session` channels for `exec pra-rules` only; `direct-tcpip`
 //!   through [`super::forward`]. Everything else (shell, PTY, other exec,
 //!   subsystem, env, X11, agent, `tcpip-forward`) is answered with a failure.
@@ -50,6 +53,9 @@ pub struct GatewayHandler {
     /// Target connections leave in the order of the channel opens.
     order: forward::Order,
     execs: HashMap<ChannelId, Option<ChannelWriteHalf<Msg>>>,
+    /// An enrollment login (user `pra-enroll`): the invite's id and secret.
+    /// Such a connection never becomes a session (see [`super::enroll`]).
+    enroll: Option<super::enroll::Credentials>,
 }
 
 impl GatewayHandler {
@@ -72,6 +78,7 @@ impl GatewayHandler {
             forwards: HashMap::new(),
             order: forward::Order::default(),
             execs: HashMap::new(),
+            enroll: None,
         }
     }
 
@@ -144,9 +151,19 @@ impl russh::server::Handler for GatewayHandler {
         Ok(Auth::reject())
     }
 
-    async fn auth_password(&mut self, user: &str, _password: &str) -> Result<Auth, Self::Error> {
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
         self.note_user(user);
-        Ok(Auth::reject())
+        if user != pra_proto::enroll::ENROLL_USER {
+            return Ok(Auth::reject());
+        }
+        let Some(creds) = super::enroll::credentials(password) else {
+            return Ok(Auth::reject());
+        };
+        // The secret is checked with the key (one store transaction); the
+        // source's failed logins hold this back like any login.
+        self.wait_penalty(&format!("invite:{}", creds.id)).await;
+        self.enroll = Some(creds);
+        Ok(Auth::Accept)
     }
 
     async fn auth_publickey_offered(
@@ -245,6 +262,11 @@ impl russh::server::Handler for GatewayHandler {
     }
 
     async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), Self::Error> {
+        if self.identity.is_none() && self.enroll.is_some() {
+            // Not a session: the connection stays under the pre-auth limits
+            // and login deadline until it ends.
+            return Ok(());
+        }
         let Some(id) = self.identity.take() else {
             // russh only gets here after our Accept; anything else is a bug.
             return Err(russh::Error::Inconsistent);
@@ -288,6 +310,12 @@ impl russh::server::Handler for GatewayHandler {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
+        if self.session.is_none() && self.enroll.is_some() && self.execs.is_empty() {
+            let (_read, write) = channel.split();
+            self.execs.insert(write.id(), Some(write));
+            reply.accept().await;
+            return Ok(());
+        }
         let Some(state) = &self.session else {
             return Ok(()); // dropping `reply` refuses
         };
@@ -313,6 +341,23 @@ impl russh::server::Handler for GatewayHandler {
         data: &[u8],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
+        if let Some(creds) = self.enroll.clone() {
+            let request = super::enroll::request(data);
+            let write = self.execs.get_mut(&channel).and_then(Option::take);
+            let (Some(request), Some(write)) = (request, write) else {
+                return self.refuse_request("exec", channel, session);
+            };
+            session.channel_success(channel)?;
+            tokio::spawn(send_enrollment(
+                Arc::clone(&self.shared),
+                self.peer,
+                self.kill.clone(),
+                creds,
+                request,
+                write,
+            ));
+            return Ok(());
+        }
         let write = if data == pra_proto::RULES_COMMAND.as_bytes() {
             self.execs.get_mut(&channel).and_then(Option::take)
         } else {
@@ -537,6 +582,40 @@ impl russh::server::Handler for GatewayHandler {
 
 /// Answer `exec pra-rules`: the rules document on stdout, exit status 0,
 /// EOF, close. On a store failure: a message on stderr and exit status 1.
+/// Redeem the invite and answer the enrollment's `exec` request.
+async fn send_enrollment(
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    kill: KillSwitch,
+    creds: super::enroll::Credentials,
+    request: Result<pra_proto::enroll::EnrollRequest, ()>,
+    write: ChannelWriteHalf<Msg>,
+) {
+    let outcome = super::enroll::redeem(&shared, peer, &creds, request).await;
+    if outcome.failed {
+        let invite = format!("invite:{}", creds.id);
+        shared.limits.record_failure(peer.ip(), Some(&invite));
+        shared.refusals.record(
+            Some(pra_proto::enroll::ENROLL_USER),
+            None,
+            peer,
+            serde_json::json!({ "reason": "enroll_refused", "invite": pra_proto::sanitize::sanitize(&creds.id, 64) }),
+        );
+    }
+    let Some(reply) = outcome.reply else {
+        // A wrong id or secret: closed like a refused login.
+        kill.trip();
+        return;
+    };
+    let mut json = serde_json::to_vec(&reply).unwrap_or_default();
+    json.push(b'\n');
+    let mut out = write.make_writer();
+    let status = u32::from(out.write_all(&json).await.is_err());
+    let _ = write.exit_status(status).await;
+    let _ = write.eof().await;
+    let _ = write.close().await;
+}
+
 async fn send_rules(shared: Arc<Shared>, state: Arc<SessionState>, write: ChannelWriteHalf<Msg>) {
     let status = match state.rules(&shared).await {
         Ok(rules) => {

@@ -24,6 +24,7 @@
 //! an admin asks to disconnect, whichever gateway the admin used.
 
 pub mod audit;
+pub mod enroll;
 pub mod forward;
 pub mod handler;
 pub mod hostkey;

@@ -148,6 +148,30 @@ pub trait Store: Send + Sync + 'static {
     /// `NotFound` if there is no token of that name.
     fn revoke_token(&self, name: &str, actor: &Actor) -> StoreResult<TokenRecord>;
 
+    // --- enrollment invites ---
+    /// Store an invite for an existing user (`NotFound` otherwise). Audited
+    /// (`invite.create`; the detail names the id, expiry and `approve`).
+    fn add_invite(&self, invite: &NewInvite, actor: &Actor) -> StoreResult<InviteRecord>;
+    /// Every invite (used, revoked and expired ones too), newest first.
+    fn list_invites(&self) -> StoreResult<Vec<InviteRecord>>;
+    /// Withdraw an invite: it is refused from now on. Audited
+    /// (`invite.revoke`). `NotFound` if there is no such invite,
+    /// `Conflict` if it was used or revoked already.
+    fn revoke_invite(&self, id: &str, actor: &Actor) -> StoreResult<InviteRecord>;
+    /// Use an invite: when `id` names an invite whose secret hashes to
+    /// `secret_hash` and that is neither used, revoked nor expired, store
+    /// `key` for the invite's user (approved if the invite says so,
+    /// otherwise pending; `key.user` and `key.status` are ignored) and mark
+    /// the invite used, in one transaction (audited `key.enroll`). Any
+    /// refusal stores nothing. `Conflict` if the key is already registered.
+    fn redeem_invite(
+        &self,
+        id: &str,
+        secret_hash: &str,
+        key: NewKey,
+        actor: &Actor,
+    ) -> StoreResult<Result<KeyRecord, InviteRefusal>>;
+
     // --- gateway ---
     /// Facts for a login decision (key by fingerprint, user by name).
     fn login_facts(&self, user: &str, fingerprint: &str) -> StoreResult<LoginFacts>;
@@ -284,6 +308,102 @@ pub(crate) mod checks {
             Some(at) => serde_json::json!({ "token": name, "expires_at": at }),
             None => serde_json::json!({ "token": name }),
         }
+    }
+
+    /// A new invite's fields.
+    pub fn invite(i: &NewInvite) -> StoreResult<()> {
+        validate::user_name(&i.user)?;
+        invite_id(&i.id)?;
+        if i.secret_hash.len() != 64 || !i.secret_hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(RegistryError::invalid(
+                "invite secret hash",
+                "expected 64 hex digits",
+            ));
+        }
+        if i.gateways.is_empty()
+            || i.gateways.len() > 16
+            || i.gateways
+                .iter()
+                .any(|g| g.is_empty() || g.len() > 255 || !g.chars().all(|c| c.is_ascii_graphic()))
+        {
+            return Err(RegistryError::invalid(
+                "gateway",
+                "1 to 16 addresses, HOST or HOST:PORT",
+            ));
+        }
+        Ok(())
+    }
+
+    /// An invite id: 1 to 64 letters and digits.
+    pub fn invite_id(id: &str) -> StoreResult<()> {
+        if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(RegistryError::invalid(
+                "invite id",
+                "letters and digits, as `pra-registry invite list` shows it",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The audit detail of a new invite (never its secret or hash).
+    pub fn invite_detail(i: &NewInvite) -> serde_json::Value {
+        serde_json::json!({
+            "invite": i.id,
+            "expires_at": i.expires_at,
+            "approve": i.approve,
+            "gateways": i.gateways,
+        })
+    }
+
+    /// Whether `invite` (whose secret hashes to `stored_hash`) may be used
+    /// with `secret_hash` at `now`.
+    pub fn redeemable(
+        invite: Option<(InviteRecord, String)>,
+        secret_hash: &str,
+        now: Timestamp,
+    ) -> Result<InviteRecord, InviteRefusal> {
+        let Some((invite, stored_hash)) = invite else {
+            return Err(InviteRefusal::Unknown);
+        };
+        if stored_hash.len() != secret_hash.len()
+            || stored_hash
+                .bytes()
+                .zip(secret_hash.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                != 0
+        {
+            return Err(InviteRefusal::Unknown);
+        }
+        if invite.used_at.is_some() {
+            Err(InviteRefusal::Used)
+        } else if invite.revoked_at.is_some() {
+            Err(InviteRefusal::Revoked)
+        } else if now >= invite.expires_at {
+            Err(InviteRefusal::Expired)
+        } else {
+            Ok(invite)
+        }
+    }
+
+    /// Why an invite cannot be revoked, if it cannot.
+    pub fn revocable(i: &InviteRecord) -> StoreResult<()> {
+        if i.used_at.is_some() {
+            return Err(RegistryError::Conflict(format!(
+                "invite {} was already used{}; revoke the key instead (`pra-registry key revoke FINGERPRINT`)",
+                i.id,
+                i.used_fingerprint
+                    .as_deref()
+                    .map(|f| format!(" (key {f})"))
+                    .unwrap_or_default()
+            )));
+        }
+        if i.revoked_at.is_some() {
+            return Err(RegistryError::Conflict(format!(
+                "invite {} is already revoked",
+                i.id
+            )));
+        }
+        Ok(())
     }
 
     /// An audit event needs a kind and an actor.

@@ -153,6 +153,21 @@ CREATE TABLE unknown_submissions (
 CREATE INDEX unknown_submissions_by_user ON unknown_submissions(user_name);
 CREATE INDEX unknown_submissions_by_time ON unknown_submissions(submitted_at);
 "#,
+    r#"
+CREATE TABLE invites (
+    id                TEXT PRIMARY KEY,
+    user_name         TEXT NOT NULL REFERENCES users(name),
+    secret_hash       TEXT NOT NULL UNIQUE,
+    gateways          TEXT NOT NULL,
+    approve           BOOLEAN NOT NULL,
+    created_at        BIGINT NOT NULL,
+    created_by        TEXT NOT NULL,
+    expires_at        BIGINT NOT NULL,
+    used_at           BIGINT,
+    used_fingerprint  TEXT,
+    revoked_at        BIGINT
+);
+"#,
 ];
 
 /// The schema version this build writes (the same as SQLite's).
@@ -508,6 +523,42 @@ const SESSION_COLS: &str = "id, gateway, user_name, fingerprint, source, started
 
 const TOKEN_COLS: &str = "name, created_at, last_used, expires_at";
 
+const INVITE_COLS: &str = "id, user_name, gateways, approve, created_at, created_by, \
+     expires_at, used_at, used_fingerprint, revoked_at";
+
+fn invite_row(r: &Row) -> StoreResult<InviteRecord> {
+    let gateways: String = r.try_get(2).map_err(db)?;
+    Ok(InviteRecord {
+        id: r.try_get(0).map_err(db)?,
+        user: r.try_get(1).map_err(db)?,
+        gateways: serde_json::from_str(&gateways).unwrap_or_default(),
+        approve: r.try_get(3).map_err(db)?,
+        created_at: r.try_get(4).map_err(db)?,
+        created_by: r.try_get(5).map_err(db)?,
+        expires_at: r.try_get(6).map_err(db)?,
+        used_at: r.try_get(7).map_err(db)?,
+        used_fingerprint: r.try_get(8).map_err(db)?,
+        revoked_at: r.try_get(9).map_err(db)?,
+    })
+}
+
+async fn get_invite_in(
+    c: &(impl GenericClient + Sync),
+    id: &str,
+    lock: bool,
+) -> StoreResult<Option<InviteRecord>> {
+    let sql = format!(
+        "SELECT {INVITE_COLS} FROM invites WHERE id = $1{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    c.query_opt(&sql, &[&id])
+        .await
+        .map_err(db)?
+        .as_ref()
+        .map(invite_row)
+        .transpose()
+}
+
 fn token_row(r: &Row) -> StoreResult<TokenRecord> {
     Ok(TokenRecord {
         name: r.try_get(0).map_err(db)?,
@@ -671,6 +722,53 @@ async fn begin_admin(c: &mut Object) -> StoreResult<deadpool_postgres::Transacti
     .await
     .map_err(db)?;
     Ok(tx)
+}
+
+/// Insert a checked new key and audit it as `kind` (inside `tx`).
+async fn insert_key_in(
+    tx: &deadpool_postgres::Transaction<'_>,
+    key: &NewKey,
+    valid: &crate::validate::ValidKey,
+    device: &pra_proto::api::Device,
+    actor: &Actor,
+    now: Timestamp,
+    kind: &str,
+) -> StoreResult<KeyRecord> {
+    let approved = key.status == KeyStatus::Approved;
+    let approved_by = approved.then(|| actor.to_string());
+    let approved_at = approved.then_some(now);
+    tx.execute(
+        &format!(
+            "INSERT INTO keys ({KEY_COLS}) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL, NULL)"
+        ),
+        &[
+            &key.fingerprint,
+            &key.user,
+            &valid.line,
+            &key.algorithm,
+            &device.computer,
+            &device.os_user,
+            &device.description,
+            &device.tag,
+            &key.status.as_str(),
+            &now,
+            &approved_by,
+            &approved_at,
+        ],
+    )
+    .await
+    .map_err(db)?;
+    let mut e = event(kind, actor, Some(&key.user), Some(&key.fingerprint));
+    e.detail = serde_json::json!({
+        "status": key.status.as_str(),
+        "algorithm": key.algorithm,
+        "computer": device.computer,
+    });
+    admin_change(tx, now, e).await?;
+    get_key_in(&**tx, &key.fingerprint).await?.ok_or_else(|| {
+        RegistryError::Database("the new key vanished inside its transaction".into())
+    })
 }
 
 /// Audit an admin change, bump the revision and notify, inside `tx`.
@@ -950,45 +1048,11 @@ impl Store for PostgresStore {
                     return Err(checks::too_many_pending(&key.user));
                 }
             }
-            let approved = key.status == KeyStatus::Approved;
-            let approved_by = approved.then(|| actor.to_string());
-            let approved_at = approved.then_some(now);
-            tx.execute(
-                &format!(
-                    "INSERT INTO keys ({KEY_COLS}) VALUES \
-                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL, NULL)"
-                ),
-                &[
-                    &key.fingerprint,
-                    &key.user,
-                    &valid.line,
-                    &key.algorithm,
-                    &device.computer,
-                    &device.os_user,
-                    &device.description,
-                    &device.tag,
-                    &key.status.as_str(),
-                    &now,
-                    &approved_by,
-                    &approved_at,
-                ],
-            )
-            .await
-            .map_err(db)?;
             let kind = match actor {
                 Actor::Submitter(_) => "key.submit",
                 _ => "key.import",
             };
-            let mut e = event(kind, &actor, Some(&key.user), Some(&key.fingerprint));
-            e.detail = serde_json::json!({
-                "status": key.status.as_str(),
-                "algorithm": key.algorithm,
-                "computer": device.computer,
-            });
-            admin_change(&tx, now, e).await?;
-            let record = get_key_in(&*tx, &key.fingerprint).await?.ok_or_else(|| {
-                RegistryError::Database("the new key vanished inside its transaction".into())
-            })?;
+            let record = insert_key_in(&tx, &key, &valid, &device, &actor, now, kind).await?;
             tx.commit().await.map_err(db)?;
             Ok((record, true))
         })
@@ -1320,6 +1384,154 @@ impl Store for PostgresStore {
             admin_change(&tx, now(), e).await?;
             tx.commit().await.map_err(db)?;
             Ok(token)
+        })
+    }
+
+    fn add_invite(&self, invite: &NewInvite, actor: &Actor) -> StoreResult<InviteRecord> {
+        checks::invite(invite)?;
+        let (invite, actor) = (invite.clone(), actor.clone());
+        self.call(move |mut c| async move {
+            let tx = begin_admin(&mut c).await?;
+            if get_user_in(&*tx, &invite.user).await?.is_none() {
+                return Err(RegistryError::NotFound(format!(
+                    "no user named {} (add it first: `pra-registry user add {}`)",
+                    invite.user, invite.user
+                )));
+            }
+            if get_invite_in(&*tx, &invite.id, false).await?.is_some() {
+                return Err(RegistryError::Conflict(format!(
+                    "an invite with id {} already exists",
+                    invite.id
+                )));
+            }
+            let now = now();
+            let gateways = serde_json::to_string(&invite.gateways)
+                .map_err(|e| RegistryError::Database(e.to_string()))?;
+            tx.execute(
+                "INSERT INTO invites (id, user_name, secret_hash, gateways, approve, created_at, \
+                 created_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[
+                    &invite.id,
+                    &invite.user,
+                    &invite.secret_hash,
+                    &gateways,
+                    &invite.approve,
+                    &now,
+                    &actor.to_string(),
+                    &invite.expires_at,
+                ],
+            )
+            .await
+            .map_err(db)?;
+            let mut e = event("invite.create", &actor, Some(&invite.user), None);
+            e.detail = checks::invite_detail(&invite);
+            admin_change(&tx, now, e).await?;
+            let record = get_invite_in(&*tx, &invite.id, false)
+                .await?
+                .ok_or_else(|| RegistryError::Database("the new invite vanished".into()))?;
+            tx.commit().await.map_err(db)?;
+            Ok(record)
+        })
+    }
+
+    fn list_invites(&self) -> StoreResult<Vec<InviteRecord>> {
+        self.call(move |c| async move {
+            let r = c
+                .query(
+                    &format!(
+                        "SELECT {INVITE_COLS} FROM invites ORDER BY created_at DESC, id COLLATE \"C\""
+                    ),
+                    &[],
+                )
+                .await
+                .map_err(db)?;
+            rows(r, invite_row)
+        })
+    }
+
+    fn revoke_invite(&self, id: &str, actor: &Actor) -> StoreResult<InviteRecord> {
+        checks::invite_id(id)?;
+        let (id, actor) = (id.to_owned(), actor.clone());
+        self.call(move |mut c| async move {
+            let tx = begin_admin(&mut c).await?;
+            let invite = get_invite_in(&*tx, &id, true)
+                .await?
+                .ok_or_else(|| RegistryError::NotFound(format!("no invite with id {id}")))?;
+            checks::revocable(&invite)?;
+            let now = now();
+            tx.execute(
+                "UPDATE invites SET revoked_at = $1 WHERE id = $2",
+                &[&now, &id],
+            )
+            .await
+            .map_err(db)?;
+            let mut e = event("invite.revoke", &actor, Some(&invite.user), None);
+            e.detail = serde_json::json!({ "invite": id });
+            admin_change(&tx, now, e).await?;
+            tx.commit().await.map_err(db)?;
+            Ok(InviteRecord {
+                revoked_at: Some(now),
+                ..invite
+            })
+        })
+    }
+
+    fn redeem_invite(
+        &self,
+        id: &str,
+        secret_hash: &str,
+        key: NewKey,
+        actor: &Actor,
+    ) -> StoreResult<Result<KeyRecord, InviteRefusal>> {
+        if checks::invite_id(id).is_err() {
+            return Ok(Err(InviteRefusal::Unknown));
+        }
+        let (id, secret_hash, actor) = (id.to_owned(), secret_hash.to_owned(), actor.clone());
+        self.call(move |mut c| async move {
+            let tx = begin_admin(&mut c).await?;
+            let now = now();
+            let found = match get_invite_in(&*tx, &id, true).await? {
+                Some(invite) => {
+                    let hash: String = tx
+                        .query_one("SELECT secret_hash FROM invites WHERE id = $1", &[&id])
+                        .await
+                        .map_err(db)?
+                        .try_get(0)
+                        .map_err(db)?;
+                    Some((invite, hash))
+                }
+                None => None,
+            };
+            let invite = match checks::redeemable(found, &secret_hash, now) {
+                Ok(invite) => invite,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            let key = NewKey {
+                user: invite.user.clone(),
+                status: if invite.approve {
+                    KeyStatus::Approved
+                } else {
+                    KeyStatus::Pending
+                },
+                ..key
+            };
+            let (valid, device) = checks::new_key(&key)?;
+            if get_key_in(&*tx, &key.fingerprint).await?.is_some() {
+                return Err(RegistryError::Conflict(format!(
+                    "key {} is already registered",
+                    key.fingerprint
+                )));
+            }
+            let record =
+                insert_key_in(&tx, &key, &valid, &device, &actor, now, "key.enroll").await?;
+            tx.execute(
+                "UPDATE invites SET used_at = $1, used_fingerprint = $2 WHERE id = $3",
+                &[&now, &key.fingerprint, &id],
+            )
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(Ok(record))
         })
     }
 

@@ -141,6 +141,21 @@ CREATE TABLE unknown_submissions (
 CREATE INDEX unknown_submissions_by_user ON unknown_submissions(user);
 CREATE INDEX unknown_submissions_by_time ON unknown_submissions(submitted_at);
 "#,
+    r#"
+CREATE TABLE invites (
+    id                TEXT PRIMARY KEY NOT NULL,
+    user              TEXT NOT NULL REFERENCES users(name),
+    secret_hash       TEXT NOT NULL UNIQUE,
+    gateways          TEXT NOT NULL,
+    approve           INTEGER NOT NULL CHECK (approve IN (0, 1)),
+    created_at        INTEGER NOT NULL,
+    created_by        TEXT NOT NULL,
+    expires_at        INTEGER NOT NULL,
+    used_at           INTEGER,
+    used_fingerprint  TEXT,
+    revoked_at        INTEGER
+) STRICT;
+"#,
 ];
 
 /// The schema version this build writes.
@@ -378,6 +393,35 @@ const KEY_COLS: &str = "fingerprint, user, public_key, algorithm, device_compute
 const RULE_COLS: &str = "user, name, local_port, target_host, target_port";
 const TOKEN_COLS: &str = "name, created_at, last_used, expires_at";
 
+const INVITE_COLS: &str = "id, user, gateways, approve, created_at, created_by, expires_at, \
+     used_at, used_fingerprint, revoked_at";
+
+fn invite_row(r: &Row<'_>) -> rusqlite::Result<InviteRecord> {
+    let gateways: String = r.get(2)?;
+    Ok(InviteRecord {
+        id: r.get(0)?,
+        user: r.get(1)?,
+        gateways: serde_json::from_str(&gateways).unwrap_or_default(),
+        approve: r.get(3)?,
+        created_at: r.get(4)?,
+        created_by: r.get(5)?,
+        expires_at: r.get(6)?,
+        used_at: r.get(7)?,
+        used_fingerprint: r.get(8)?,
+        revoked_at: r.get(9)?,
+    })
+}
+
+fn get_invite_in(conn: &Connection, id: &str) -> StoreResult<Option<InviteRecord>> {
+    conn.query_row(
+        &format!("SELECT {INVITE_COLS} FROM invites WHERE id = ?1"),
+        [id],
+        invite_row,
+    )
+    .optional()
+    .map_err(db)
+}
+
 fn token_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
     Ok(TokenRecord {
         name: r.get(0)?,
@@ -570,6 +614,52 @@ fn insert_audit(conn: &Connection, at: Timestamp, e: &AuditEvent) -> StoreResult
 }
 
 /// Audit an admin change and bump the revision, inside the caller's transaction.
+/// Insert a checked new key and audit it as `kind` (inside `tx`).
+fn insert_key_in(
+    tx: &Transaction<'_>,
+    key: &NewKey,
+    valid: &crate::validate::ValidKey,
+    device: &pra_proto::api::Device,
+    actor: &Actor,
+    now: Timestamp,
+    kind: &str,
+) -> StoreResult<KeyRecord> {
+    let approved = key.status == KeyStatus::Approved;
+    let approved_by = approved.then(|| actor.to_string());
+    let approved_at = approved.then_some(now);
+    tx.execute(
+        &format!(
+            "INSERT INTO keys ({KEY_COLS}) VALUES \
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL, NULL, NULL)"
+        ),
+        params![
+            key.fingerprint,
+            key.user,
+            valid.line,
+            key.algorithm,
+            device.computer,
+            device.os_user,
+            device.description,
+            device.tag,
+            key.status.as_str(),
+            now,
+            approved_by,
+            approved_at,
+        ],
+    )
+    .map_err(db)?;
+    let mut e = event(kind, actor, Some(&key.user), Some(&key.fingerprint));
+    e.detail = serde_json::json!({
+        "status": key.status.as_str(),
+        "algorithm": key.algorithm,
+        "computer": device.computer,
+    });
+    admin_change(tx, now, e)?;
+    get_key_in(tx, &key.fingerprint)?.ok_or_else(|| {
+        RegistryError::Database("the new key vanished inside its transaction".into())
+    })
+}
+
 fn admin_change(tx: &Transaction<'_>, at: Timestamp, e: AuditEvent) -> StoreResult<()> {
     insert_audit(tx, at, &e)?;
     tx.execute(
@@ -692,44 +782,11 @@ impl Store for SqliteStore {
                     return Err(checks::too_many_pending(&key.user));
                 }
             }
-            let approved = key.status == KeyStatus::Approved;
-            let approved_by = approved.then(|| actor.to_string());
-            let approved_at = approved.then_some(now);
-            tx.execute(
-                &format!(
-                    "INSERT INTO keys ({KEY_COLS}) VALUES \
-                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL, NULL, NULL)"
-                ),
-                params![
-                    key.fingerprint,
-                    key.user,
-                    valid.line,
-                    key.algorithm,
-                    device.computer,
-                    device.os_user,
-                    device.description,
-                    device.tag,
-                    key.status.as_str(),
-                    now,
-                    approved_by,
-                    approved_at,
-                ],
-            )
-            .map_err(db)?;
             let kind = match actor {
                 Actor::Submitter(_) => "key.submit",
                 _ => "key.import",
             };
-            let mut e = event(kind, actor, Some(&key.user), Some(&key.fingerprint));
-            e.detail = serde_json::json!({
-                "status": key.status.as_str(),
-                "algorithm": key.algorithm,
-                "computer": device.computer,
-            });
-            admin_change(tx, now, e)?;
-            let record = get_key_in(tx, &key.fingerprint)?.ok_or_else(|| {
-                RegistryError::Database("the new key vanished inside its transaction".into())
-            })?;
+            let record = insert_key_in(tx, &key, &valid, &device, actor, now, kind)?;
             Ok((record, true))
         })
     }
@@ -1037,6 +1094,134 @@ impl Store for SqliteStore {
             e.detail = serde_json::json!({ "token": name });
             admin_change(tx, now(), e)?;
             Ok(token)
+        })
+    }
+
+    fn add_invite(&self, invite: &NewInvite, actor: &Actor) -> StoreResult<InviteRecord> {
+        checks::invite(invite)?;
+        self.write(|tx| {
+            if get_user_in(tx, &invite.user)?.is_none() {
+                return Err(RegistryError::NotFound(format!(
+                    "no user named {} (add it first: `pra-registry user add {}`)",
+                    invite.user, invite.user
+                )));
+            }
+            if get_invite_in(tx, &invite.id)?.is_some() {
+                return Err(RegistryError::Conflict(format!(
+                    "an invite with id {} already exists",
+                    invite.id
+                )));
+            }
+            let now = now();
+            let gateways = serde_json::to_string(&invite.gateways)
+                .map_err(|e| RegistryError::Database(e.to_string()))?;
+            tx.execute(
+                "INSERT INTO invites (id, user, secret_hash, gateways, approve, created_at, \
+                 created_by, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    invite.id,
+                    invite.user,
+                    invite.secret_hash,
+                    gateways,
+                    invite.approve,
+                    now,
+                    actor.to_string(),
+                    invite.expires_at
+                ],
+            )
+            .map_err(db)?;
+            let mut e = event("invite.create", actor, Some(&invite.user), None);
+            e.detail = checks::invite_detail(invite);
+            admin_change(tx, now, e)?;
+            get_invite_in(tx, &invite.id)?
+                .ok_or_else(|| RegistryError::Database("the new invite vanished".into()))
+        })
+    }
+
+    fn list_invites(&self) -> StoreResult<Vec<InviteRecord>> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare(&format!(
+                    "SELECT {INVITE_COLS} FROM invites ORDER BY created_at DESC, id"
+                ))
+                .map_err(db)?;
+            let rows = stmt.query_map([], invite_row).map_err(db)?;
+            rows.collect::<Result<_, _>>().map_err(db)
+        })
+    }
+
+    fn revoke_invite(&self, id: &str, actor: &Actor) -> StoreResult<InviteRecord> {
+        checks::invite_id(id)?;
+        self.write(|tx| {
+            let invite = get_invite_in(tx, id)?
+                .ok_or_else(|| RegistryError::NotFound(format!("no invite with id {id}")))?;
+            checks::revocable(&invite)?;
+            let now = now();
+            tx.execute(
+                "UPDATE invites SET revoked_at = ?1 WHERE id = ?2",
+                params![now, id],
+            )
+            .map_err(db)?;
+            let mut e = event("invite.revoke", actor, Some(&invite.user), None);
+            e.detail = serde_json::json!({ "invite": id });
+            admin_change(tx, now, e)?;
+            Ok(InviteRecord {
+                revoked_at: Some(now),
+                ..invite
+            })
+        })
+    }
+
+    fn redeem_invite(
+        &self,
+        id: &str,
+        secret_hash: &str,
+        key: NewKey,
+        actor: &Actor,
+    ) -> StoreResult<Result<KeyRecord, InviteRefusal>> {
+        if checks::invite_id(id).is_err() {
+            return Ok(Err(InviteRefusal::Unknown));
+        }
+        self.write(|tx| {
+            let now = now();
+            let found = match get_invite_in(tx, id)? {
+                Some(invite) => {
+                    let hash: String = tx
+                        .query_row("SELECT secret_hash FROM invites WHERE id = ?1", [id], |r| {
+                            r.get(0)
+                        })
+                        .map_err(db)?;
+                    Some((invite, hash))
+                }
+                None => None,
+            };
+            let invite = match checks::redeemable(found, secret_hash, now) {
+                Ok(invite) => invite,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            let key = NewKey {
+                user: invite.user.clone(),
+                status: if invite.approve {
+                    KeyStatus::Approved
+                } else {
+                    KeyStatus::Pending
+                },
+                ..key
+            };
+            let (valid, device) = checks::new_key(&key)?;
+            if get_key_in(tx, &key.fingerprint)?.is_some() {
+                return Err(RegistryError::Conflict(format!(
+                    "key {} is already registered",
+                    key.fingerprint
+                )));
+            }
+            let record = insert_key_in(tx, &key, &valid, &device, actor, now, "key.enroll")?;
+            tx.execute(
+                "UPDATE invites SET used_at = ?1, used_fingerprint = ?2 WHERE id = ?3",
+                params![now, key.fingerprint, id],
+            )
+            .map_err(db)?;
+            Ok(Ok(record))
         })
     }
 
