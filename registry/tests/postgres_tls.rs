@@ -68,9 +68,23 @@ fn verify_full_with_the_right_ca_and_require_connect_encrypted_and_a_wrong_ca_is
     ));
     {
         let store = PostgresStore::open(&full).unwrap();
+        // The change feed's LISTEN connection is encrypted too.
+        let mut feed = store.subscribe();
         store.add_user("alice", &Actor::Cli("root".into())).unwrap();
         let users = store.list_users().unwrap();
         assert_eq!(users.len(), 1);
+        let revision = store.revision().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let seen = rt.block_on(async {
+            let wanted = feed.wait_for(|c| c.revision >= revision && c.error.is_none());
+            tokio::time::timeout(std::time::Duration::from_secs(10), wanted)
+                .await
+                .is_ok_and(|r| r.is_ok())
+        });
+        assert!(seen, "the feed did not see revision {revision}");
         let (enc, all) = encrypted(&pg);
         assert!(
             all > 0 && enc == all,
