@@ -40,7 +40,8 @@ pub struct Cli {
     /// The registry's folder (embedded SQLite database, gateway host key).
     #[arg(long, global = true, value_name = "DIR", env = "PRA_REGISTRY_DATA", default_value = DEFAULT_DATA_DIR)]
     pub data: PathBuf,
-    /// Use PostgreSQL (postgres://…) instead of the embedded database.
+    /// Use PostgreSQL (postgres://…) instead of the embedded database; TLS
+    /// with `?sslmode=verify-full&sslrootcert=CA.pem` (libpq's sslmode).
     #[arg(
         long,
         global = true,
@@ -1499,20 +1500,21 @@ mod tests {
     }
 
     #[test]
-    fn database_url_is_masked_and_tls_is_refused_honestly() {
+    fn database_url_is_masked_and_tls_settings_are_checked_before_connecting() {
         let cli = Cli::parse_from([
             "pra-registry",
             "--database",
-            "postgres://admin:hunter2@db/pra?sslmode=require",
+            "postgres://admin:hunter2@db/pra?sslmode=verify-full&sslrootcert=/no/such/ca.pem",
             "user",
             "list",
         ]);
         let config = Config::from_cli(&cli).unwrap();
         assert!(!format!("{config:?}").contains("hunter2"));
-        // Refused before any connection is tried: this build has no TLS.
+        // TLS is supported; a root file that cannot be read is refused before
+        // any connection is tried, naming the file and never the password.
         let line = config.open_store().err().unwrap().line();
         assert!(line.starts_with("ERR(10300) "), "{line}");
-        assert!(line.contains("no TLS"), "{line}");
+        assert!(line.contains("sslrootcert=/no/such/ca.pem"), "{line}");
         assert!(line.contains("PRA_DATABASE_URL"), "{line}");
         assert!(!line.contains("hunter2"));
         let cli = Cli::parse_from(["pra-registry", "--database", "mysql://x", "user", "list"]);

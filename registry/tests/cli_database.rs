@@ -1,6 +1,6 @@
 //! The database at start: unusable files are refused with one line and
-//! left untouched; a PostgreSQL registry that cannot be reached (or a URL that
-//! asks for TLS, which this build lacks) fails in one line without the password.
+//! left untouched; a PostgreSQL registry that cannot be reached (or whose TLS
+//! settings cannot be used) fails in one line without the password.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -79,12 +79,13 @@ fn postgres_failures_are_one_honest_line_without_the_password() {
         );
         assert!(!r.stdout().contains("s3cret") && !r.stderr().contains("s3cret"));
     }
-    // TLS is asked for: refused before connecting, never downgraded.
+    // TLS settings that cannot be used: refused before connecting, never
+    // downgraded to plain text.
     let r = env
         .command()
         .env(
             "PRA_DATABASE_URL",
-            "postgres://admin:s3cret@127.0.0.1:1/pra?sslmode=require",
+            "postgres://admin:s3cret@127.0.0.1:1/pra?sslmode=verify-full&sslrootcert=/no/such/ca.pem",
         )
         .args(["user", "list"])
         .output()
@@ -92,7 +93,7 @@ fn postgres_failures_are_one_honest_line_without_the_password() {
     assert!(!r.status.success());
     let stderr = String::from_utf8_lossy(&r.stderr);
     assert!(stderr.starts_with("ERR(10300) "), "{stderr}");
-    assert!(stderr.contains("no TLS"), "{stderr}");
+    assert!(stderr.contains("sslrootcert=/no/such/ca.pem"), "{stderr}");
     assert!(!stderr.contains("s3cret"));
     // --help does not show the env value either
     let help = env

@@ -18,6 +18,7 @@
 //! (`tokio::task::spawn_blocking`). Both backends may also be called from
 //! a runtime thread without panicking (they block it meanwhile).
 
+pub mod pg_tls;
 pub mod postgres;
 pub mod sqlite;
 

@@ -22,14 +22,13 @@
 //! - The trait is synchronous: each store owns a small tokio runtime (two
 //!   threads) that drives tokio-postgres; a call hands its work to it and
 //!   waits. So a call never panics, from any thread, inside a runtime or not.
-//! - No TLS in this build: `sslmode=require` (and `verify-ca`,
-//!   `verify-full`) is refused with a clear error instead of connecting in
-//!   plain text; `sslmode=disable` or `prefer` (the default, which means
-//!   plain text here) connect unencrypted. Keep the database on a private
-//!   network (see docs/admin-guide.md).
+//! - TLS with rustls (no OpenSSL), libpq's `sslmode` (`disable`, `allow`,
+//!   `prefer`, `require`, `verify-ca`, `verify-full`) and `sslrootcert=FILE`
+//!   (the built-in Mozilla roots when none is named): see [`super::pg_tls`].
 //! - The URL may hold a password: it is never printed, logged or shown in
 //!   `Debug`; messages name the server as `user@host:port/dbname`.
 
+use super::pg_tls::{Mode, RustlsConnect};
 use super::{
     Change, MAX_PENDING_PER_USER, SESSION_KEEP_SECS, SESSION_STALE_SECS, Store, StoreResult,
     UNKNOWN_SUBMISSION_KEEP_SECS, checks, event,
@@ -45,7 +44,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{AsyncMessage, GenericClient, NoTls, Row};
+use tokio_postgres::{AsyncMessage, GenericClient, Row};
 
 /// `meta.application_id` of PRA registry databases ("PRA1").
 pub const APPLICATION_ID: i64 = 0x5052_4131;
@@ -206,6 +205,7 @@ pub struct PostgresStore {
     handle: tokio::runtime::Handle,
     pool: Pool,
     config: tokio_postgres::Config,
+    tls: RustlsConnect,
     shown: String,
     opts: PostgresOptions,
     feed: Mutex<Option<watch::Sender<Change>>>,
@@ -243,38 +243,66 @@ pub fn describe_server(config: &tokio_postgres::Config) -> String {
     pra_proto::sanitize::sanitize(&format!("{user}@{host}:{port}/{db}"), 200)
 }
 
-/// Parse and check a `postgres://` URL (no connection made). Refuses what
-/// this build cannot honour (TLS).
-pub fn parse_url(url: &str) -> StoreResult<tokio_postgres::Config> {
-    let bad = |reason: String| RegistryError::Database(format!("--database URL: {reason}"));
-    // Before tokio-postgres, which does not know the verify-* modes.
-    let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
-    for pair in query.split('&') {
-        if let Some((k, v)) = pair.split_once('=')
-            && k == "sslmode"
-            && !matches!(v, "disable" | "prefer" | "allow")
+/// Decode `%XX` escapes of a URL query value.
+fn percent_decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let Some(h) = v.get(i + 1..i + 3)
+            && let Ok(x) = u8::from_str_radix(h, 16)
         {
-            return Err(bad(format!(
-                "sslmode={} asks for an encrypted connection, and this build of pra-registry \
-                 cannot encrypt PostgreSQL connections (no TLS); use sslmode=disable on a \
-                 private network, or reach the database through an encrypted tunnel (see \
-                 docs/admin-guide.md, \"Several gateways\")",
-                pra_proto::sanitize::sanitize(v, 32)
-            )));
+            out.push(x);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parse and check a `postgres://` URL (no connection made), with the TLS
+/// connector its `sslmode` / `sslrootcert` ask for (see [`super::pg_tls`]).
+pub fn parse_url(url: &str) -> StoreResult<(tokio_postgres::Config, RustlsConnect)> {
+    let bad = |reason: String| RegistryError::Database(format!("--database URL: {reason}"));
+    // sslmode and sslrootcert are ours (tokio-postgres knows neither the
+    // verify-* modes nor sslrootcert): taken out before it parses the rest.
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut mode = Mode::Prefer;
+    let mut root_file = None;
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("sslmode", v)) => {
+                mode = Mode::parse(v).ok_or_else(|| {
+                    bad(format!(
+                        "sslmode={} is not one of disable, allow, prefer, require, verify-ca, \
+                         verify-full",
+                        pra_proto::sanitize::sanitize(v, 32)
+                    ))
+                })?;
+            }
+            Some(("sslrootcert", v)) => root_file = Some(percent_decode(v)),
+            _ => rest.push(pair),
         }
     }
-    let url = url.replacen("sslmode=allow", "sslmode=prefer", 1);
+    let url = if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
     let mut config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
         // tokio-postgres' parse errors name the option, never its value.
         bad(format!("it is not a valid postgres:// URL ({e})"))
     })?;
-    if config.get_ssl_mode() == SslMode::Require {
-        return Err(bad(
-            "sslmode=require: this build of pra-registry cannot encrypt PostgreSQL connections \
-             (no TLS)"
-                .into(),
-        ));
-    }
+    config.ssl_mode(match mode {
+        Mode::Disable => SslMode::Disable,
+        Mode::Prefer => SslMode::Prefer,
+        Mode::Require | Mode::VerifyCa | Mode::VerifyFull => SslMode::Require,
+    });
+    let tls = RustlsConnect::new(mode, root_file.as_deref()).map_err(bad)?;
     if config.get_hosts().is_empty() {
         return Err(bad("it names no host (postgres://USER@HOST:PORT/DB)".into()));
     }
@@ -284,7 +312,7 @@ pub fn parse_url(url: &str) -> StoreResult<tokio_postgres::Config> {
     if config.get_application_name().is_none() {
         config.application_name("pra-registry");
     }
-    Ok(config)
+    Ok((config, tls))
 }
 
 fn db(e: tokio_postgres::Error) -> RegistryError {
@@ -294,7 +322,27 @@ fn db(e: tokio_postgres::Error) -> RegistryError {
 fn describe_error(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(d) => format!("PostgreSQL: {} ({})", d.message(), d.code().code()),
-        None => e.to_string(),
+        None => {
+            let mut text = e.to_string();
+            if !text.contains("TLS handshake") {
+                return text;
+            }
+            // tokio-postgres does not print why the handshake failed.
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                text = format!("{text}: {c}");
+                cause = c.source();
+            }
+            if text.contains("certificate") {
+                format!(
+                    "{text} (the server's TLS certificate was refused: sslrootcert must name \
+                     the CA that signed it, and under sslmode=verify-full the certificate must \
+                     name the host of the URL)"
+                )
+            } else {
+                text
+            }
+        }
     }
 }
 
@@ -311,7 +359,7 @@ impl PostgresStore {
 
     /// Connect to `url` with `opts` and bring the schema up to date.
     pub fn open_with(url: &str, opts: PostgresOptions) -> StoreResult<PostgresStore> {
-        let mut config = parse_url(url)?;
+        let (mut config, tls) = parse_url(url)?;
         // The URL's connect_timeout (seconds), when given, wins.
         let connect_timeout = config
             .get_connect_timeout()
@@ -337,7 +385,7 @@ impl PostgresStore {
         let handle = rt.handle().clone();
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -355,6 +403,7 @@ impl PostgresStore {
             handle,
             pool,
             config,
+            tls,
             shown,
             opts,
             feed: Mutex::new(None),
@@ -840,6 +889,7 @@ fn rule_detail(rule: &RuleRecord) -> serde_json::Value {
 /// `recheck`, reconnect after failures. Runs as long as the store.
 async fn feed(
     config: tokio_postgres::Config,
+    tls: RustlsConnect,
     tx: watch::Sender<Change>,
     recheck: Duration,
     shown: String,
@@ -847,7 +897,7 @@ async fn feed(
     let mut backoff = Duration::from_millis(200);
     loop {
         let started = Instant::now();
-        let err = listen(&config, &tx, recheck).await;
+        let err = listen(&config, &tls, &tx, recheck).await;
         let changed = tx.send_if_modified(|c| {
             let changed = c.error.as_deref() != Some(err.as_str());
             c.error = Some(err.clone());
@@ -867,10 +917,11 @@ async fn feed(
 /// One connection's life; returns why it ended.
 async fn listen(
     config: &tokio_postgres::Config,
+    tls: &RustlsConnect,
     tx: &watch::Sender<Change>,
     recheck: Duration,
 ) -> String {
-    let (client, mut conn) = match config.connect(NoTls).await {
+    let (client, mut conn) = match config.connect(tls.clone()).await {
         Ok(pair) => pair,
         Err(e) => return format!("cannot connect: {}", describe_error(&e)),
     };
@@ -1581,6 +1632,7 @@ impl Store for PostgresStore {
         let (tx, rx) = watch::channel(Change::unknown());
         self.handle.spawn(feed(
             self.config.clone(),
+            self.tls.clone(),
             tx.clone(),
             self.opts.feed_recheck,
             self.shown.clone(),
@@ -1838,25 +1890,42 @@ mod tests {
 
     #[test]
     fn urls_are_checked_without_connecting_and_never_echo_the_password() {
-        let c = parse_url("postgres://pra:hunter2@db.corp:6432/registry").unwrap();
+        let (c, _) = parse_url("postgres://pra:hunter2@db.corp:6432/registry").unwrap();
         assert_eq!(describe_server(&c), "pra@db.corp:6432/registry");
         assert_eq!(c.get_application_name(), Some("pra-registry"));
-        let c = parse_url("postgresql://pra@[::1]/reg?sslmode=disable").unwrap();
+        assert_eq!(c.get_ssl_mode(), SslMode::Prefer);
+        let (c, _) = parse_url("postgresql://pra@[::1]/reg?sslmode=disable").unwrap();
         assert_eq!(describe_server(&c), "pra@[::1]:5432/reg");
-        assert!(parse_url("postgres://pra@h/db?sslmode=prefer").is_ok());
-        assert!(parse_url("postgres://pra@h/db?sslmode=allow").is_ok());
-
-        for url in [
-            "postgres://pra:hunter2@h/db?sslmode=require",
-            "postgres://pra:hunter2@h/db?sslmode=verify-full",
-            "postgres://pra:hunter2@h/db?connect_timeout=3&sslmode=verify-ca",
+        assert_eq!(c.get_ssl_mode(), SslMode::Disable);
+        for (url, mode) in [
+            ("postgres://pra@h/db?sslmode=prefer", SslMode::Prefer),
+            ("postgres://pra@h/db?sslmode=allow", SslMode::Prefer),
+            (
+                "postgres://pra:hunter2@h/db?sslmode=require",
+                SslMode::Require,
+            ),
+            (
+                "postgres://pra:hunter2@h/db?sslmode=verify-full",
+                SslMode::Require,
+            ),
+            (
+                "postgres://pra:hunter2@h/db?connect_timeout=3&sslmode=verify-ca&sslrootcert=system",
+                SslMode::Require,
+            ),
         ] {
-            let e = parse_url(url).unwrap_err().to_string();
-            assert!(e.contains("no TLS"), "{e}");
-            assert!(!e.contains("hunter2"), "{e}");
+            let (c, _) = parse_url(url).unwrap();
+            assert_eq!(c.get_ssl_mode(), mode, "{url}");
         }
         for (url, word) in [
             ("postgres://pra:hunter2@h/db?bogus=1", "not a valid"),
+            (
+                "postgres://pra:hunter2@h/db?sslmode=maybe",
+                "sslmode=maybe is not one of",
+            ),
+            (
+                "postgres://pra:hunter2@h/db?sslmode=verify-full&sslrootcert=%2Fno%2Fsuch.pem",
+                "sslrootcert=/no/such.pem",
+            ),
             ("postgres://:hunter2@h/db", "no user"),
             ("postgres://pra:hunter2@/db", "no host"),
         ] {

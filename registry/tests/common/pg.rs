@@ -154,6 +154,16 @@ impl Postgres {
 
     /// A server of its own (for tests that stop and restart it).
     pub fn start() -> Postgres {
+        Postgres::start_with(None)
+    }
+
+    /// A server of its own with `ssl=on`, serving this PEM certificate
+    /// chain and key (clients may still connect in plain text).
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Postgres {
+        Postgres::start_with(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Postgres {
         let started = Instant::now();
         let bin = bin_dir();
         let user = server_user();
@@ -167,6 +177,22 @@ impl Postgres {
             for p in [dir.clone(), dir.join("pwfile")] {
                 std::os::unix::fs::chown(&p, Some(*uid), Some(*gid)).unwrap();
             }
+        }
+        let mut extra = String::new();
+        if let Some((cert, key)) = tls {
+            // The server wants its key readable by its user only.
+            use std::os::unix::fs::PermissionsExt;
+            for (name, pem, mode) in [("server.crt", cert, 0o644), ("server.key", key, 0o600)] {
+                let p = dir.join(name);
+                std::fs::write(&p, pem).unwrap();
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+                if let Some((_, uid, gid)) = &user {
+                    std::os::unix::fs::chown(&p, Some(*uid), Some(*gid)).unwrap();
+                }
+            }
+            extra =
+                r#"-c ssl=on -c ssl_cert_file="$DIR/server.crt" -c ssl_key_file="$DIR/server.key""#
+                    .to_owned();
         }
         let data = dir.join("data");
         // The server user may not be allowed into the test's folder: work in
@@ -192,7 +218,7 @@ impl Postgres {
         let mut last = String::new();
         for _ in 0..8 {
             let port = random_port();
-            match Postgres::launch(&bin, &user, &dir, port) {
+            match Postgres::launch(&bin, &user, &dir, port, &extra) {
                 Ok(keeper) => {
                     let pg = Postgres {
                         port,
@@ -220,6 +246,7 @@ impl Postgres {
         user: &Option<(String, u32, u32)>,
         dir: &Path,
         port: u16,
+        extra: &str,
     ) -> Result<Keeper, String> {
         let log = dir.join("server.log");
         let _ = std::fs::remove_file(&log);
@@ -229,7 +256,7 @@ DIR={dir}
 start() {{
   {postgres} -D "$DIR/data" -p {port} -k "$DIR" -c listen_addresses=127.0.0.1 \
     -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-    -c max_connections=400 >>"$DIR/server.log" 2>&1 &
+    -c max_connections=400 {extra} >>"$DIR/server.log" 2>&1 &
   pid=$!
 }}
 stop() {{
