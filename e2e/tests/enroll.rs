@@ -93,6 +93,12 @@ async fn enroll_with_invites_then_connect() {
     let user_log = std::fs::read_to_string(home.join("log").join("User.log")).unwrap();
     assert!(user_log.contains("enroll: key"), "{user_log}");
     assert!(!user_log.contains(PASS));
+    let secret = Invite::decode(&code).unwrap().secret;
+    assert!(
+        !user_log.contains(secret.expose()),
+        "the invite's secret is logged"
+    );
+    assert!(!user_log.contains(&code));
 
     // Reuse of the same invite (from another empty home): its code.
     let other = dir.path().join("reuse");
