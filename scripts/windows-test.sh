@@ -226,6 +226,25 @@ check "pra-registry rules: web on $WEB_PORT, busy on $BUSY_PORT (both to the API
   "$1" --data "$2" rule add --user alice --name busy --local "$4" --target "$5"' _ \
   "$BIN/pra-registry" "$T/registry" "$WEB_PORT" "$BUSY_PORT" "$API_ADDR"
 
+# --- enroll with an invite (pra.exe enroll against the Linux gateway) ----------------
+# Its own home folder: an invite made with --approve sets the gateway, pins
+# the host key, makes the key and hands it over on the SSH port.
+check "pra-registry user add erin" reg user add erin
+INVITE="$(reg invite create --user erin --gateway "$SSH_ADDR" --approve 2>/dev/null)"
+if pra --home 'C:\enroll-test' enroll "$INVITE"; then ok "pra.exe enroll INVITE (PRA_PASSPHRASE)"; else
+  bad "pra.exe enroll INVITE"
+  sed 's/^/     | /' "$LOG"
+fi
+ENROLL_LOG="$LOG"
+check "pra.exe enroll printed the fingerprint and approved; the registry has the key approved" bash -c '
+  fp="$(sed -n "s/^fingerprint: \(SHA256:[^ ]*\).*/\1/p" "$1" | tr -d "\r")"
+  [ -n "$fp" ] && grep -q "^enrolled .* as user erin: approved" "$1" &&
+    "$2" --data "$3" key list --status approved | grep -q "$fp" || { cat "$1"; exit 1; }' _ \
+  "$ENROLL_LOG" "$BIN/pra-registry" "$T/registry"
+check "enroll pinned the host key in C:\\enroll-test\\config.toml" grep -q "$HOST_KEY" "$C/enroll-test/config.toml"
+pra --home 'C:\enroll-test-2' enroll "$INVITE"
+check "pra.exe enroll with the used invite: ERR(10252)" grep -q "^ERR(10252) " "$LOG"
+
 # A Linux process holds the busy rule's port: a second registry's API.
 if serve "$T/holder" "$OUT/logs/holder.log" "127.0.0.1:$BUSY_PORT"; then
   ok "a Linux process holds 127.0.0.1:$BUSY_PORT"

@@ -107,6 +107,15 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// One step with the invite your administrator gave you: set the
+    /// gateway, make the key and hand it over on the gateway's SSH port.
+    Enroll {
+        /// The invite (one line starting with pra-invite:).
+        invite: String,
+        /// Replace an existing key (it must be approved again).
+        #[arg(long)]
+        force: bool,
+    },
     /// Show, export or submit the public key.
     #[command(subcommand)]
     Key(KeyCommand),

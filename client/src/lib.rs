@@ -10,6 +10,7 @@
 //! - [`unlock`]: bcrypt-pbkdf on two cores (the key opens in half the time).
 //! - [`passphrase`]: the masked passphrase newtype, from `PRA_PASSPHRASE` or the terminal.
 //! - [`registry_client`]: HTTP client of the registry API (submit, status).
+//! - [`enroll`]: `pra enroll INVITE`: key hand-over with an invite on the SSH port.
 //! - [`instance`]: one connection per home folder (`ERR(10111)` for a second one).
 //! - [`tunnel`]: connect, rules, forwards, reconnect; [`tunnel::TunnelState`] for CLI and GUI.
 //! - [`doctor`]: the helpdesk's step-by-step self-test.
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod doctor;
+pub mod enroll;
 pub mod error;
 pub mod home;
 pub mod identity;

@@ -35,7 +35,7 @@ pub struct Registry {
     pub store: Arc<SqliteStore>,
     /// Where the HTTP API listens.
     pub api: SocketAddr,
-    _api_stop: oneshot::Sender<()>,
+    _api_stop: Option<oneshot::Sender<()>>,
 }
 
 impl Registry {
@@ -61,8 +61,39 @@ impl Registry {
             data,
             store,
             api,
-            _api_stop: tx,
+            _api_stop: Some(tx),
         }
+    }
+
+    /// A fresh registry whose HTTP API is not listening at all (`api` is
+    /// a loopback port that was free a moment ago: nothing answers there).
+    pub async fn without_api() -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let store = Arc::new(SqliteStore::open(&data).unwrap());
+        let api = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        Registry {
+            _dir: dir,
+            data,
+            store,
+            api,
+            _api_stop: None,
+        }
+    }
+
+    /// `pra-registry --data DATA ARGS…` (the real binary on this store).
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(registry_bin())
+            .arg("--data")
+            .arg(&self.data)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
     }
 
     /// `http://127.0.0.1:PORT`.

@@ -165,6 +165,27 @@ codes! {
     /// passphrase; connecting goes on.
     CredentialStore = (10230, War, "the system's credential store is not available; the passphrase is not remembered",
         "type the passphrase at each connect; to let the app remember it, start or unlock the desktop keyring (Secret Service, Windows Credential Manager, macOS Keychain)"),
+    /// The invite string is not a valid invite (cut, wrapped, edited, or
+    /// from another version); nothing was stored or sent.
+    InviteMalformed = (10250, Err, "the invite is not valid (cut, mistyped or edited when copied)",
+        "copy the whole invite again exactly as your administrator sent it (one line starting with pra-invite:), or ask for a new one"),
+    /// The invite's expiry has passed.
+    InviteExpired = (10251, Err, "the invite has expired",
+        "ask your administrator for a new invite (`pra-registry invite create --user NAME`)"),
+    /// The invite was used already (it works once).
+    InviteUsed = (10252, Err, "the invite was used already (an invite works once)",
+        "ask your administrator for a new invite; if you enrolled already, use `pra connect`"),
+    /// An admin revoked the invite.
+    InviteRevoked = (10253, Err, "the invite was revoked by the administrator",
+        "ask your administrator for a new invite"),
+    /// The gateway refused the invite's secret (or closed the connection
+    /// right after the login): unknown invite, wrong secret, or too many
+    /// failed logins from this address.
+    InviteRefused = (10254, Err, "the gateway refused the invite (unknown invite or wrong secret)",
+        "check that the invite is for this gateway and was copied whole; ask your administrator for a new one; after many failed tries wait a few minutes"),
+    /// The gateway accepted the invite but refused the key hand-over.
+    EnrollFailed = (10255, Err, "the gateway refused the key hand-over (invalid request or proof, key already registered, or registry unavailable)",
+        "check that this PC's clock is right and try again; if it persists send `pra logs export` to the helpdesk"),
     /// The registry database cannot be opened or used (unreadable, not a
     /// database, damaged, or from a newer version). It is never replaced.
     RegistryDatabase = (10300, Err, "the registry database cannot be opened or used",

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 pub mod completions;
 pub mod connect;
 pub mod doctor;
+pub mod enroll;
 pub mod key;
 pub mod keygen;
 pub mod logs;
@@ -26,11 +27,11 @@ pub fn run(cli: Cli) -> ClientResult<ExitCode> {
     let home = crate::home::Home::resolve(cli.home.as_deref())?;
     // Commands that change the key or the gateway leave their events in
     // System.log and User.log for the helpdesk (successes where they
-    // happen, so the app's are logged too; `key submit` logs its failure
+    // happen, so the app's are logged too; `key submit` and `enroll` log their failure
     // itself; connect, doctor and logs export log their own lines).
     let (log, log_failure) = match &cli.command {
         Command::Keygen { .. } | Command::Server(ServerCommand::Set { .. }) => (true, true),
-        Command::Key(KeyCommand::Submit { .. }) => (true, false),
+        Command::Key(KeyCommand::Submit { .. }) | Command::Enroll { .. } => (true, false),
         _ => (false, false),
     };
     if log {
@@ -50,6 +51,7 @@ fn dispatch(home: &crate::home::Home, command: Command) -> ClientResult<ExitCode
         }
         Command::Server(ServerCommand::Show { json }) => server::show(home, json),
         Command::Keygen { user, force } => keygen::run(home, &user, force),
+        Command::Enroll { invite, force } => enroll::run(home, &invite, force),
         Command::Key(KeyCommand::Show { json }) => key::show(home, json),
         Command::Key(KeyCommand::Export { file }) => key::export(home, file.as_deref()),
         Command::Key(KeyCommand::Submit { registry }) => key::submit(home, registry.as_deref()),

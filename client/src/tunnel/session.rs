@@ -499,6 +499,43 @@ pub async fn authenticate(
     .await
 }
 
+/// Password authentication (only the enrollment login `pra-enroll` uses
+/// it). `Ok(false)` when the gateway refused the password; a dropped
+/// connection or a timeout is `ERR(10209)`.
+pub async fn authenticate_password(
+    session: &mut SshSession,
+    user: &str,
+    password: &str,
+    timing: &Timing,
+) -> ClientResult<bool> {
+    let handle = &mut session.handle;
+    with_timeout(
+        timing.ssh_timeout,
+        async {
+            let res = handle
+                .authenticate_password(user, password)
+                .await
+                .map_err(|e| {
+                    ClientError::new(
+                        Code::GatewayProtocol,
+                        format!("the gateway ended the login ({})", describe_ssh_error(&e)),
+                    )
+                })?;
+            Ok(res.success())
+        },
+        || {
+            ClientError::new(
+                Code::GatewayProtocol,
+                format!(
+                    "the login did not finish within {} s",
+                    timing.ssh_timeout.as_secs()
+                ),
+            )
+        },
+    )
+    .await
+}
+
 fn key_refused(user: &str, fp: &str) -> ClientError {
     ClientError::new(
         Code::KeyRefused,
