@@ -40,7 +40,9 @@ fn connect_shows_connected_and_the_rule_rows_then_disconnect() {
         shows(h, "Disconnected") && h.query_all_by_label("stopped").count() == 2
     });
     assert!(std::net::TcpStream::connect(("127.0.0.1", p1)).is_err());
-    assert!(shows(&h, "Connect"));
+    // The button comes back once the tunnel's thread has ended and released
+    // the home's connection lock (a spinner until then).
+    wait_until(&mut h, "Connect button back", |h| shows(h, "Connect"));
 }
 
 /// Connect while `pra connect` holds this home: no passphrase is asked,
