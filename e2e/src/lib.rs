@@ -350,6 +350,42 @@ fn workspace_bin(package: &str, name: &str) -> PathBuf {
     }
 }
 
+/// Reads the `--json` lines of a spawned `pra connect` (stdout piped) until
+/// one says rule `rule` is forwarding; past `within` the child is killed and
+/// the test fails with the lines seen. Returns those lines; the rest of the
+/// output keeps being drained so the child never blocks on a full pipe.
+pub fn wait_forwarding(
+    child: &mut std::process::Child,
+    rule: &str,
+    within: Duration,
+) -> Vec<String> {
+    use std::io::{BufRead, BufReader};
+    let stdout = child.stdout.take().expect("pra connect's stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let deadline = std::time::Instant::now() + within;
+    let name = format!("\"name\":\"{rule}\"");
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.contains(&name) && l.contains("forwarding"))
+    {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => seen.push(l),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("no forwarding line for rule {rule}: {seen:#?}");
+            }
+        }
+    }
+    seen
+}
+
 /// `pra --home HOME …` with `PRA_PASSPHRASE` set, proxies cleared, no stdin.
 pub fn pra(home: &Path, pass: &str) -> std::process::Command {
     let mut c = std::process::Command::new(pra_bin());

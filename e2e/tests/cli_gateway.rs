@@ -8,9 +8,9 @@
 
 use pra_e2e::*;
 use pra_registry::store::Store;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const PASS: &str = "e2e passphrase, not for logs";
 
@@ -81,28 +81,7 @@ async fn pending_key_then_approved_connect_doctor_and_log_bundle() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = Vec::new();
-    while !seen
-        .iter()
-        .any(|l: &String| l.contains("\"name\":\"intranet\"") && l.contains("forwarding"))
-    {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(l) => seen.push(l),
-            Err(_) => {
-                let _ = child.kill();
-                panic!("no forwarding line: {seen:#?}");
-            }
-        }
-    }
+    wait_forwarding(&mut child, "intranet", Duration::from_secs(30));
     assert_eq!(
         echo_roundtrip(port, b"via the gateway").await,
         b"via the gateway"

@@ -10,7 +10,6 @@
 use pra_e2e::*;
 use pra_proto::invite::Invite;
 use pra_registry::store::Store;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -110,28 +109,7 @@ async fn enroll_with_invites_then_connect() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = Vec::new();
-    while !seen
-        .iter()
-        .any(|l: &String| l.contains("\"name\":\"intranet\"") && l.contains("forwarding"))
-    {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(l) => seen.push(l),
-            Err(_) => {
-                let _ = child.kill();
-                panic!("no forwarding line: {seen:#?}");
-            }
-        }
-    }
+    wait_forwarding(&mut child, "intranet", Duration::from_secs(30));
     assert_eq!(
         echo_roundtrip(port, b"enrolled via invite").await,
         b"enrolled via invite"
