@@ -7,7 +7,7 @@ set -euo pipefail
 # The Windows lane (scripts/windows-test.sh) runs the .exe files and the
 # .msi under Debian's Wine 8 (wine, wine64; the X libraries are the ones
 # its X11 driver loads, which --no-install-recommends would leave out).
-APT_PACKAGES="openssh-client openssh-server util-linux bsdutils chromium chromium-driver postgresql xvfb xdotool imagemagick fonts-noto-cjk libgl1 libegl1 libgl1-mesa-dri libglx-mesa0 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6 dpkg-dev wixl msitools mingw-w64 nasm desktop-file-utils systemd dbus-daemon wine wine64 libxrender1 libxcomposite1 libxinerama1 libxfixes3 libxxf86vm1 libgnutls30 curl unzip"
+APT_PACKAGES="python3 openssh-client openssh-server util-linux bsdutils chromium chromium-driver postgresql xvfb xdotool imagemagick fonts-noto-cjk libgl1 libegl1 libgl1-mesa-dri libglx-mesa0 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6 dpkg-dev wixl msitools mingw-w64 nasm desktop-file-utils systemd dbus-daemon wine wine64 libxrender1 libxcomposite1 libxinerama1 libxfixes3 libxxf86vm1 libgnutls30 curl unzip"
 
 missing=""
 for p in $APT_PACKAGES; do

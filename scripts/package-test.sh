@@ -10,19 +10,8 @@
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-# check DESCRIPTION COMMAND...: passes when COMMAND exits 0; shows its output otherwise.
-check() {
-  local what="$1" outp
-  shift
-  if outp="$("$@" 2>&1)"; then ok "$what"; else
-    bad "$what"
-    printf '%s\n' "$outp" | head -20 | sed 's/^/     | /'
-  fi
-}
+# shellcheck source=scripts/checks.sh
+. "$ROOT/scripts/checks.sh"
 has_line() { grep -qxF -- "$2" <<<"$1"; } # TEXT LINE
 lacks() { ! grep -qE -- "$2" <<<"$1"; }   # TEXT REGEX
 finish() {

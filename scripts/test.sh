@@ -8,24 +8,29 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-echo "== cargo fmt --check"
+# Each stage's heading shows the seconds since the start (where time goes).
+stage() { echo "== [$SECONDS s] $*"; }
+trap 'echo "== [$SECONDS s] end (exit $?)"' EXIT
+stage "cargo fmt --check"
 cargo fmt --all --check
-echo "== cargo clippy -D warnings"
+stage "no import circles between source files"
+python3 scripts/import-cycles.py
+stage "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== cargo test"
+stage "cargo test"
 cargo test --workspace --locked
 # Windows code paths (ProgramData, MachineGuid, key-file ACL, credential
 # store, tray) must compile and pass the lints (clippy sees cfg(windows) code
 # only here): clippy on the libraries, programs and tests, then a real cross-build
 # whose .exe files the packaging test below puts in the .msi.
-echo "== Windows cross-build check (x86_64-pc-windows-gnu)"
+stage "Windows cross-build check (x86_64-pc-windows-gnu)"
 cargo clippy --locked --target x86_64-pc-windows-gnu -p pra-client -p pra-gui --all-targets -- -D warnings
 cargo build --locked --target x86_64-pc-windows-gnu --bins -p pra-client -p pra-gui
-echo "== packages: .deb and .msi contents, install/upgrade/remove keeps data"
+stage "packages: .deb and .msi contents, install/upgrade/remove keeps data"
 msi_dir="${CARGO_TARGET_DIR:-target}/windows-lane-msi"
 PRA_MSI_OUT="$msi_dir" bash scripts/package-test.sh
 # The Windows lane: those two .msi files (a version and a newer one) and
 # the cross-built pra.exe / pra-gui.exe in them, run under Wine end to end.
-echo "== Windows lane (Wine): install, connect, doctor, logs, PC binding, upgrade, uninstall, GUI"
+stage "Windows lane (Wine): install, connect, doctor, logs, PC binding, upgrade, uninstall, GUI"
 mapfile -t msis < <(ls "$msi_dir"/pra-*-x64.msi | sort -V)
 bash scripts/windows-test.sh "${msis[@]}"

@@ -8,7 +8,9 @@
 #   forward, WAR(10102) for a port a Linux process holds -> doctor -> logs
 #   export -> PC binding (machine id changed, key copied to a second prefix)
 #   -> upgrade to a newer .msi -> uninstall (keeps data) -> PURGE_DATA=1
-#   -> pra-gui.exe under Xvfb (window, Connect clicked, screenshot).
+#   -> pra-gui.exe under Xvfb (window, Connect clicked, screenshot) -> pra-gui.exe
+#   in an empty home: "Enroll with an invite…", invite and passphrase typed,
+#   Enroll pressed, key approved in the registry, pra.exe key show.
 #
 # Wine 8 lacks bcryptprimitives.dll!ProcessPrng, which Rust's std imports:
 # scripts/wine/processprng.c is built into the prefix's system32 (test-only;
@@ -27,19 +29,9 @@ OUT="${PRA_WINDOWS_LANE_OUT:-$TARGET_DIR/windows-lane}"
 BIN="$TARGET_DIR/debug"
 started=$SECONDS
 
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $* ($((SECONDS - started)) s)"; }
-bad() { fail=$((fail + 1)); echo "FAIL $* ($((SECONDS - started)) s)"; }
-# check DESCRIPTION COMMAND...: passes when COMMAND exits 0; shows its output otherwise.
-check() {
-  local what="$1" outp
-  shift
-  if outp="$("$@" 2>&1)"; then ok "$what"; else
-    bad "$what"
-    printf '%s\n' "$outp" | head -20 | sed 's/^/     | /'
-  fi
-}
+CHECK_TIMING=1
+# shellcheck source=scripts/checks.sh
+. "$ROOT/scripts/checks.sh"
 PIDS=()
 PREFIXES=()
 cleanup() {
@@ -477,6 +469,64 @@ wait "$HOLDER_PID" 2>/dev/null
 check "pra-gui.exe made its tray icon (Shell_NotifyIcon) without a warning in System.log" bash -c '
   grep -q "pra-gui starting" "$1" && ! grep -qE "no system tray available|cannot (draw|change) the tray icon" "$1" ||
     { grep -E "pra-gui|tray" "$1" | tail; exit 1; }' _ "$DATA/log/System.log"
+
+# pra-gui.exe with an empty home (C:\gui-enroll): the main window offers
+# "Enroll with an invite…"; the invite and the passphrase (twice) are typed
+# into the dialog, Enroll pressed; the registry then has the key approved.
+# Wine's egui window handles queued input at its next event, so every step
+# ends with settle (a small mouse move over an empty spot, then a pause).
+# Positions are window-relative (the dialog is centred on the 760x480 window).
+check "pra-registry user add gwen" reg user add gwen
+GUI_INVITE="$(reg invite create --user gwen --gateway "$SSH_ADDR" --approve 2>/dev/null)"
+GUI_PASS="gui enroll $RANDOM$RANDOM"
+settle() { # WINDOW
+  xdotool mousemove --window "$1" 700 440 2>/dev/null
+  sleep 0.3
+  xdotool mousemove --window "$1" 702 442 2>/dev/null
+  sleep 0.7
+}
+env -u PRA_PASSPHRASE wine "$GUI_EXE" --home 'C:\gui-enroll' --no-tray >"$OUT/logs/gui-3-enroll.log" 2>&1 &
+GUI_PID=$!
+PIDS+=($GUI_PID)
+if W="$(gui_window)"; then
+  settle "$W"
+  shot gui-5-no-key
+  # "No key on this PC yet. [Enroll with an invite…]" under the status line.
+  click "$W" 211 85
+  settle "$W"
+  # The invite field has the focus; once the invite parses, a line names
+  # its account, gateway and expiry, and the fields below move down.
+  xdotool type --delay 5 "$GUI_INVITE" 2>/dev/null
+  settle "$W"
+  click "$W" 336 262
+  settle "$W"
+  xdotool type --delay 10 "$GUI_PASS" 2>/dev/null
+  # (Settled before the next click: keys still queued when it lands would
+  # go to the field it focuses.)
+  settle "$W"
+  click "$W" 336 303
+  settle "$W"
+  xdotool type --delay 10 "$GUI_PASS" 2>/dev/null
+  settle "$W"
+  shot gui-6-enroll-typed
+  click "$W" 151 349
+  check "pra-gui.exe: Enroll pressed: the registry has gwen's key approved (key list --status approved --json)" \
+    bash -c 'for _ in $(seq 120); do "$1" --data "$2" key list --status approved --json | grep -q "\"user\": \"gwen\"" && exit 0; sleep 0.25; done
+      "$1" --data "$2" key list --json; exit 1' _ "$BIN/pra-registry" "$T/registry"
+  settle "$W"
+  shot pra-gui-enroll
+  # (key list --json: each key's "fingerprint" line right before its "user".)
+  GUI_FP="$(reg key list --status approved --json | grep -B1 '"user": "gwen"' |
+    sed -n 's/.*"fingerprint": "\(SHA256:[^"]*\)".*/\1/p')"
+  pra --home 'C:\gui-enroll' key show
+  check "pra.exe key show in the home the window enrolled: user gwen, the approved fingerprint" bash -c '
+    grep -q "^user: gwen" "$1" && [ -n "$2" ] && grep -qF "$2" "$1" || { echo "approved: $2"; cat "$1"; exit 1; }' _ "$LOG" "$GUI_FP"
+  check "the window pinned the gateway's host key (C:\\gui-enroll\\config.toml)" grep -q "$HOST_KEY" "$C/gui-enroll/config.toml"
+else
+  bad "pra-gui.exe (empty home): window up"
+fi
+check "screenshot of the enrolled dialog saved ($OUT/pra-gui-enroll.png)" test -s "$OUT/pra-gui-enroll.png"
+stop_gui
 # Kept for the helpdesk view of this run.
 cp -r "$DATA/log" "$OUT/programdata-log" 2>/dev/null
 

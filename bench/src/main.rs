@@ -405,20 +405,17 @@ fn run(o: Opts) -> Result<()> {
             procs::rss_kib,
         ))?;
         let sshd_pid = ssh.sshd_pid().context("sshd pid")?;
-        let theirs = rt.block_on(sessions::idle(
-            &sshd_login,
-            &[o.sshd_sessions],
-            8,
-            || procs::descendants(sshd_pid),
-            procs::pss_kib,
-        ))?;
-        let theirs_rss = rt.block_on(sessions::idle(
-            &sshd_login,
-            &[o.sshd_sessions],
-            8,
-            || procs::descendants(sshd_pid),
-            procs::rss_kib,
-        ))?;
+        let sshd_idle = |measure: fn(u32) -> u64| {
+            rt.block_on(sessions::idle(
+                &sshd_login,
+                &[o.sshd_sessions],
+                8,
+                || procs::descendants(sshd_pid),
+                measure,
+            ))
+        };
+        let theirs = sshd_idle(procs::pss_kib)?;
+        let theirs_rss = sshd_idle(procs::rss_kib)?;
         let sshd_per = theirs.first().map(|t| t.1).unwrap_or(0.0);
         for (n, per) in ours {
             rows.push(Row::absolute(

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 /// Direction of a bulk transfer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
+pub(crate) enum Direction {
     /// Client → target (iperf3 default).
     Up,
     /// Target → client (`-R`).
@@ -23,7 +23,7 @@ pub enum Direction {
 
 /// iperf3 through 127.0.0.1:`port` for `secs` (after one omitted second of
 /// slow start); megabytes (10^6) per second received.
-pub fn iperf(port: u16, dir: Direction, secs: u32) -> Result<f64> {
+pub(crate) fn iperf(port: u16, dir: Direction, secs: u32) -> Result<f64> {
     // The server takes a moment to see the previous test's connections
     // close (through a forward they close after the client exits); until
     // then it refuses a new test ("busy", or a reset of the control
@@ -82,7 +82,7 @@ fn iperf_once(port: u16, dir: Direction, secs: u32) -> Result<f64> {
 
 /// Rate and latency of sequential short connections.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Short {
+pub(crate) struct Short {
     /// Completed connections per second.
     pub rate: f64,
     /// Median latency of one connection (connect, 1-byte echo), ms.
@@ -106,7 +106,7 @@ fn one_short(addr: &SocketAddr) -> Result<()> {
 
 /// `n` sequential connections to 127.0.0.1:`port`: connect, write one
 /// byte, read it back, close (after 50 unmeasured ones).
-pub fn short_connections(port: u16, n: usize) -> Result<Short> {
+pub(crate) fn short_connections(port: u16, n: usize) -> Result<Short> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     for _ in 0..50 {
         one_short(&addr)?;
@@ -136,7 +136,7 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 /// `pra connect` from its start to every forward listening.
-pub fn startup_pra(side: &PraSide) -> Result<Duration> {
+pub(crate) fn startup_pra(side: &PraSide) -> Result<Duration> {
     procs::wait_free(&side.fwd.all())?;
     let started = Instant::now();
     let mut p = side.spawn_connect()?;
@@ -148,7 +148,7 @@ pub fn startup_pra(side: &PraSide) -> Result<Duration> {
 
 /// `ssh -f -N -o ExitOnForwardFailure=yes -L …`: (every forward listening,
 /// the foreground process gone).
-pub fn startup_ssh(side: &SshSide) -> Result<(Duration, Duration)> {
+pub(crate) fn startup_ssh(side: &SshSide) -> Result<(Duration, Duration)> {
     procs::wait_free(&side.fwd.all())?;
     let mut c = side.ssh_cmd();
     c.args(["-f", "-N"])
@@ -172,7 +172,7 @@ pub fn startup_ssh(side: &SshSide) -> Result<(Duration, Duration)> {
 
 /// Memory of a side while one stream is stalled.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Stall {
+pub(crate) struct Stall {
     /// Bytes the local writer got rid of before the stream stopped (into
     /// buffers; 0 for a stalled reader).
     pub buffered: u64,
@@ -193,7 +193,12 @@ fn rss(pids: &[u32]) -> i64 {
 /// the local side never reads (the target writes forever); otherwise the
 /// local side writes as much as it can and the target never reads.
 /// `pids()` lists the processes of the side (client and server).
-pub fn stall(port: u16, firehose: bool, secs: u64, pids: impl Fn() -> Vec<u32>) -> Result<Stall> {
+pub(crate) fn stall(
+    port: u16,
+    firehose: bool,
+    secs: u64,
+    pids: impl Fn() -> Vec<u32>,
+) -> Result<Stall> {
     let before = rss(&pids());
     let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
     let start = Instant::now();

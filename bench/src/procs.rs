@@ -9,7 +9,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// A child process that is stopped (SIGTERM, then SIGKILL) when dropped.
-pub struct Proc {
+pub(crate) struct Proc {
     /// What it is, for messages.
     pub name: String,
     child: Child,
@@ -17,7 +17,7 @@ pub struct Proc {
 
 impl Proc {
     /// Spawn `cmd`.
-    pub fn spawn(name: &str, cmd: &mut Command) -> Result<Proc> {
+    pub(crate) fn spawn(name: &str, cmd: &mut Command) -> Result<Proc> {
         let child = cmd
             .spawn()
             .with_context(|| format!("cannot start {name} ({cmd:?})"))?;
@@ -28,22 +28,22 @@ impl Proc {
     }
 
     /// Its stdout, when it was piped.
-    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+    pub(crate) fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
         self.child.stdout.take()
     }
 
     /// Its process id.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Still running?
-    pub fn alive(&mut self) -> bool {
+    pub(crate) fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Wait for it to exit by itself, up to `limit`; true if it did.
-    pub fn wait_exit(&mut self, limit: Duration) -> bool {
+    pub(crate) fn wait_exit(&mut self, limit: Duration) -> bool {
         let end = Instant::now() + limit;
         while Instant::now() < end {
             if !self.alive() {
@@ -55,7 +55,7 @@ impl Proc {
     }
 
     /// SIGTERM, wait up to 5 s (300 s under a profiler), then SIGKILL.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if !self.alive() {
             return;
         }
@@ -81,7 +81,7 @@ impl Drop for Proc {
 }
 
 /// SIGTERM to one process id.
-pub fn terminate(pid: u32) {
+pub(crate) fn terminate(pid: u32) {
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(pid.to_string())
@@ -91,7 +91,7 @@ pub fn terminate(pid: u32) {
 /// A TCP port that was free a moment ago (rules name fixed local ports, so
 /// the benchmark must pick them; a race with another program is possible
 /// and shows as a failed start).
-pub fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("bind 127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
 }
@@ -105,7 +105,7 @@ fn tcp_tables() -> String {
 
 /// Is a socket listening on TCP `port` (the kernel's table; nothing is
 /// connected, so servers such as iperf3 see no stray connection)?
-pub fn listening(port: u16) -> bool {
+pub(crate) fn listening(port: u16) -> bool {
     listens_in(&tcp_tables(), port)
 }
 
@@ -117,7 +117,7 @@ fn listens_in(tables: &str, port: u16) -> bool {
 /// Time since `started` until every port in `ports` listens, looking
 /// every millisecond (one read of the tables per look, so the watcher
 /// takes little CPU from what it watches), up to `limit`.
-pub fn wait_listening(ports: &[u16], limit: Duration, started: Instant) -> Result<Duration> {
+pub(crate) fn wait_listening(ports: &[u16], limit: Duration, started: Instant) -> Result<Duration> {
     let mut pending: Vec<u16> = ports.to_vec();
     while started.elapsed() < limit {
         let tables = tcp_tables();
@@ -131,7 +131,7 @@ pub fn wait_listening(ports: &[u16], limit: Duration, started: Instant) -> Resul
 }
 
 /// Wait until nothing listens on any of `ports` (up to 10 s).
-pub fn wait_free(ports: &[u16]) -> Result<()> {
+pub(crate) fn wait_free(ports: &[u16]) -> Result<()> {
     let end = Instant::now() + Duration::from_secs(10);
     while Instant::now() < end {
         if ports.iter().all(|p| !listening(*p)) {
@@ -143,7 +143,7 @@ pub fn wait_free(ports: &[u16]) -> Result<()> {
 }
 
 /// The process that holds the listening socket on `port` (Linux `/proc`).
-pub fn listener_pid(port: u16) -> Option<u32> {
+pub(crate) fn listener_pid(port: u16) -> Option<u32> {
     let mut inodes = Vec::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         if let Ok(text) = fs::read_to_string(table) {
@@ -154,15 +154,8 @@ pub fn listener_pid(port: u16) -> Option<u32> {
         return None;
     }
     let wanted: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
-    for entry in fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(fds) = fs::read_dir(entry.path().join("fd")) else {
+    for (pid, dir) in processes() {
+        let Ok(fds) = fs::read_dir(dir.join("fd")) else {
             continue;
         };
         for fd in fds.flatten() {
@@ -176,6 +169,19 @@ pub fn listener_pid(port: u16) -> Option<u32> {
     None
 }
 
+/// Every process now running: its pid and `/proc/PID`.
+fn processes() -> Vec<(u32, std::path::PathBuf)> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((pid, e.path()))
+        })
+        .collect()
+}
+
 fn status_field_kb(pid: u32, file: &str, field: &str) -> Option<u64> {
     let text = fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
     text.lines()
@@ -185,35 +191,26 @@ fn status_field_kb(pid: u32, file: &str, field: &str) -> Option<u64> {
 }
 
 /// Resident set size in KiB.
-pub fn rss_kib(pid: u32) -> u64 {
+pub(crate) fn rss_kib(pid: u32) -> u64 {
     status_field_kb(pid, "status", "VmRSS:").unwrap_or(0)
 }
 
 /// Proportional set size in KiB (shared pages split among their users).
-pub fn pss_kib(pid: u32) -> u64 {
+pub(crate) fn pss_kib(pid: u32) -> u64 {
     status_field_kb(pid, "smaps_rollup", "Pss:").unwrap_or(0)
 }
 
 /// Every process below `pid` (children, grandchildren …).
-pub fn descendants(pid: u32) -> Vec<u32> {
+pub(crate) fn descendants(pid: u32) -> Vec<u32> {
     let mut parent_of: Vec<(u32, u32)> = Vec::new();
-    if let Ok(dir) = fs::read_dir("/proc") {
-        for entry in dir.flatten() {
-            let Some(p) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            // `pid (comm) state ppid …`; comm may hold spaces and parens.
-            if let Ok(stat) = fs::read_to_string(format!("/proc/{p}/stat"))
-                && let Some((_, rest)) = stat.rsplit_once(')')
-                && let Some(ppid) = rest.split_whitespace().nth(1)
-                && let Ok(ppid) = ppid.parse::<u32>()
-            {
-                parent_of.push((p, ppid));
-            }
+    for (p, _) in processes() {
+        // `pid (comm) state ppid …`; comm may hold spaces and parens.
+        if let Ok(stat) = fs::read_to_string(format!("/proc/{p}/stat"))
+            && let Some((_, rest)) = stat.rsplit_once(')')
+            && let Some(ppid) = rest.split_whitespace().nth(1)
+            && let Ok(ppid) = ppid.parse::<u32>()
+        {
+            parent_of.push((p, ppid));
         }
     }
     let mut out = Vec::new();
@@ -228,7 +225,7 @@ pub fn descendants(pid: u32) -> Vec<u32> {
 }
 
 /// Run `cmd` to completion; its stdout, or an error with its stderr.
-pub fn output(cmd: &mut Command) -> Result<String> {
+pub(crate) fn output(cmd: &mut Command) -> Result<String> {
     let out = cmd
         .output()
         .with_context(|| format!("cannot run {cmd:?}"))?;

@@ -7,7 +7,7 @@ use std::process::Command;
 
 /// Which way is better.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Better {
+pub(crate) enum Better {
     /// More is better (throughput, rates).
     Higher,
     /// Less is better (latency, time, memory).
@@ -29,7 +29,7 @@ enum Target {
 
 /// One line of the table.
 #[derive(Clone, Debug)]
-pub struct Row {
+pub(crate) struct Row {
     what: String,
     ours: f64,
     theirs: f64,
@@ -42,7 +42,13 @@ const FLAT_KIB: f64 = 1024.0;
 
 impl Row {
     /// A row whose target is a ratio (or none).
-    pub fn new(what: &str, ours: f64, theirs: f64, better: Better, ratio: Option<f64>) -> Row {
+    pub(crate) fn new(
+        what: &str,
+        ours: f64,
+        theirs: f64,
+        better: Better,
+        ratio: Option<f64>,
+    ) -> Row {
         Row {
             what: what.into(),
             ours,
@@ -53,7 +59,7 @@ impl Row {
     }
 
     /// A row whose target is PRA's own value.
-    pub fn absolute(what: &str, ours: f64, theirs: f64, better: Better, limit: f64) -> Row {
+    pub(crate) fn absolute(what: &str, ours: f64, theirs: f64, better: Better, limit: f64) -> Row {
         Row {
             what: what.into(),
             ours,
@@ -64,7 +70,7 @@ impl Row {
     }
 
     /// A memory-growth row (flat: at most 1 MiB).
-    pub fn flat(what: &str, ours: f64, theirs: f64) -> Row {
+    pub(crate) fn flat(what: &str, ours: f64, theirs: f64) -> Row {
         Row {
             what: what.into(),
             ours,
@@ -106,7 +112,7 @@ impl Row {
 }
 
 /// Median (mean of the middle two for an even count).
-pub fn median(v: &[f64]) -> f64 {
+pub(crate) fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     match s.len() {
@@ -128,7 +134,7 @@ fn num(v: f64) -> String {
 }
 
 /// The machine and the versions compared.
-pub struct Machine {
+pub(crate) struct Machine {
     entries: Vec<(String, String)>,
 }
 
@@ -153,7 +159,7 @@ fn first_line(cmd: &mut Command) -> String {
 
 impl Machine {
     /// Read it now.
-    pub fn read(bins: &Bins) -> Result<Machine> {
+    pub(crate) fn read(bins: &Bins) -> Result<Machine> {
         let cpu = std::fs::read_to_string("/proc/cpuinfo")
             .unwrap_or_default()
             .lines()
@@ -222,7 +228,7 @@ impl Machine {
     }
 
     /// `key: value` lines.
-    pub fn lines(&self) -> Vec<String> {
+    pub(crate) fn lines(&self) -> Vec<String> {
         self.entries
             .iter()
             .map(|(k, v)| format!("{k}: {v}"))
@@ -231,7 +237,7 @@ impl Machine {
 }
 
 /// The Markdown block: machine, settings, table, notes.
-pub fn render(m: &Machine, settings: &str, rows: &[Row], notes: &[String]) -> String {
+pub(crate) fn render(m: &Machine, settings: &str, rows: &[Row], notes: &[String]) -> String {
     let mut s = String::new();
     s.push_str("### Machine\n\n");
     for l in m.lines() {
@@ -279,7 +285,7 @@ const BEGIN: &str = "<!-- bench:begin (written by scripts/bench.sh) -->";
 const END: &str = "<!-- bench:end -->";
 
 /// Put `block` between the markers of `path` (appending them when absent).
-pub fn write_into(path: &Path, block: &str) -> Result<()> {
+pub(crate) fn write_into(path: &Path, block: &str) -> Result<()> {
     let old = std::fs::read_to_string(path).unwrap_or_default();
     let fresh = format!("{BEGIN}\n{block}{END}");
     let new = match (old.find(BEGIN), old.find(END)) {

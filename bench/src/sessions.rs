@@ -16,7 +16,7 @@ use tokio::sync::Semaphore;
 
 /// Where to log in and as whom.
 #[derive(Clone)]
-pub struct Login {
+pub(crate) struct Login {
     /// Server address.
     pub addr: SocketAddr,
     /// Pinned host key.
@@ -30,7 +30,7 @@ pub struct Login {
 }
 
 /// One logged-in session.
-pub async fn login(l: &Login, config: Arc<russh::client::Config>) -> Result<SshSession> {
+pub(crate) async fn login(l: &Login, config: Arc<russh::client::Config>) -> Result<SshSession> {
     let timing = Timing::default();
     let gw = GatewayAddr {
         host: l.addr.ip().to_string(),
@@ -54,7 +54,7 @@ pub async fn login(l: &Login, config: Arc<russh::client::Config>) -> Result<SshS
 }
 
 /// Open `n` more sessions, `parallel` logins at a time.
-pub async fn open_many(l: &Login, n: usize, parallel: usize) -> Result<Vec<SshSession>> {
+pub(crate) async fn open_many(l: &Login, n: usize, parallel: usize) -> Result<Vec<SshSession>> {
     let config = session::ssh_config(&Timing::default());
     let gate = Arc::new(Semaphore::new(parallel));
     let mut tasks = tokio::task::JoinSet::new();
@@ -88,7 +88,7 @@ pub async fn open_many(l: &Login, n: usize, parallel: usize) -> Result<Vec<SshSe
 /// Memory per idle session: open sessions up to each count in `steps` and
 /// read `mem` (KiB) of the server processes (`pids()`) after it settled.
 /// Returns (sessions, KiB per session over the baseline) per step.
-pub async fn idle(
+pub(crate) async fn idle(
     l: &Login,
     steps: &[usize],
     parallel: usize,
@@ -129,7 +129,7 @@ async fn settle() {
 /// back for `secs`. Returns (completed per second, failed attempts): a
 /// server that turns connections away (e.g. the gateway's per-source cap
 /// on connections still logging in) counts them as failures, not logins.
-pub async fn logins(l: &Login, parallel: usize, secs: u64) -> Result<(f64, u64)> {
+pub(crate) async fn logins(l: &Login, parallel: usize, secs: u64) -> Result<(f64, u64)> {
     let config = session::ssh_config(&Timing::default());
     let done = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));

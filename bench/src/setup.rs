@@ -22,13 +22,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Passphrase of both sides' keys (a throwaway, for this benchmark only).
-pub const PASSPHRASE: &str = "bench passphrase, not a secret";
+pub(crate) const PASSPHRASE: &str = "bench passphrase, not a secret";
 /// Account name on the PRA side.
-pub const USER: &str = "bench";
+pub(crate) const USER: &str = "bench";
 
 /// Where the release binaries are.
 #[derive(Clone, Debug)]
-pub struct Bins {
+pub(crate) struct Bins {
     /// `pra`.
     pub pra: PathBuf,
     /// `pra-registry`.
@@ -37,7 +37,7 @@ pub struct Bins {
 
 /// The local ports of one side's forwards.
 #[derive(Clone, Copy, Debug)]
-pub struct Forwards {
+pub(crate) struct Forwards {
     /// → iperf3 server.
     pub iperf: u16,
     /// → echo server.
@@ -59,13 +59,13 @@ impl Forwards {
     }
 
     /// All four ports.
-    pub fn all(&self) -> [u16; 4] {
+    pub(crate) fn all(&self) -> [u16; 4] {
         [self.iperf, self.echo, self.firehose, self.blackhole]
     }
 }
 
 /// The targets: iperf3 server and `pra-bench targets`.
-pub struct Targets {
+pub(crate) struct Targets {
     /// iperf3 server port.
     pub iperf: u16,
     /// Echo server port.
@@ -80,7 +80,7 @@ pub struct Targets {
 
 impl Targets {
     /// Start them.
-    pub fn start(dir: &Path) -> Result<Targets> {
+    pub(crate) fn start(dir: &Path) -> Result<Targets> {
         let iperf = procs::free_port()?;
         let iperf_proc = Proc::spawn(
             "iperf3 -s",
@@ -122,7 +122,7 @@ impl Targets {
 }
 
 /// An ed25519 key from the OS RNG.
-pub fn new_key() -> Result<PrivateKey> {
+pub(crate) fn new_key() -> Result<PrivateKey> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     Ok(PrivateKey::from(
@@ -132,25 +132,17 @@ pub fn new_key() -> Result<PrivateKey> {
 
 /// Clean environment for a PRA command: no proxies, no `RUST_LOG`.
 fn clean(cmd: &mut Command) -> &mut Command {
-    for v in [
+    let pra = [
         "PRA_HOME",
         "PRA_REGISTRY_DATA",
         "PRA_DATABASE_URL",
-        "HTTP_PROXY",
-        "http_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
         "RUST_LOG",
-    ] {
-        cmd.env_remove(v);
-    }
-    cmd.stdin(Stdio::null())
+    ];
+    pra_testkit::process::clean_env(cmd, &pra).stdin(Stdio::null())
 }
 
 /// The PRA side.
-pub struct PraSide {
+pub(crate) struct PraSide {
     /// Binaries.
     pub bins: Bins,
     /// Registry `--data`.
@@ -172,7 +164,7 @@ pub struct PraSide {
 
 impl PraSide {
     /// Registry, user, keys, rules; nothing running yet.
-    pub fn setup(bins: &Bins, dir: &Path, t: &Targets) -> Result<PraSide> {
+    pub(crate) fn setup(bins: &Bins, dir: &Path, t: &Targets) -> Result<PraSide> {
         let dir = dir.join("pra");
         fs::create_dir_all(&dir)?;
         let data = dir.join("registry");
@@ -250,7 +242,7 @@ impl PraSide {
     }
 
     /// `pra --home HOME` with `PRA_PASSPHRASE`.
-    pub fn pra_cmd(&self) -> Command {
+    pub(crate) fn pra_cmd(&self) -> Command {
         let mut c = Command::new(&self.bins.pra);
         clean(&mut c)
             .arg("--home")
@@ -261,7 +253,7 @@ impl PraSide {
 
     /// Start `pra-registry serve` (a fresh process) and wait for its
     /// "ssh listening" line.
-    pub fn start_gateway(&mut self) -> Result<()> {
+    pub(crate) fn start_gateway(&mut self) -> Result<()> {
         self.stop_gateway();
         let out = self.dir.join("serve.out");
         // For profiling by hand: PRA_BENCH_GATEWAY_WRAP="valgrind --tool=massif"
@@ -318,7 +310,7 @@ impl PraSide {
     }
 
     /// Stop the gateway if it runs.
-    pub fn stop_gateway(&mut self) {
+    pub(crate) fn stop_gateway(&mut self) {
         self.stop_connect();
         if let Some(mut p) = self.gateway.take() {
             p.stop();
@@ -326,12 +318,12 @@ impl PraSide {
     }
 
     /// The gateway's process id.
-    pub fn gateway_pid(&self) -> Option<u32> {
+    pub(crate) fn gateway_pid(&self) -> Option<u32> {
         self.gateway.as_ref().map(Proc::pid)
     }
 
     /// `pra connect` with its output in files (not waited for).
-    pub fn spawn_connect(&self) -> Result<Proc> {
+    pub(crate) fn spawn_connect(&self) -> Result<Proc> {
         let mut c = self.pra_cmd();
         c.arg("connect")
             .stdout(fs::File::create(self.dir.join("connect.out"))?)
@@ -340,7 +332,7 @@ impl PraSide {
     }
 
     /// Start `pra connect` and wait until every forward listens.
-    pub fn start_connect(&mut self) -> Result<()> {
+    pub(crate) fn start_connect(&mut self) -> Result<()> {
         self.stop_connect();
         let started = Instant::now();
         let p = self.spawn_connect()?;
@@ -357,7 +349,7 @@ impl PraSide {
     }
 
     /// Stop `pra connect` if it runs and wait until its ports are free.
-    pub fn stop_connect(&mut self) {
+    pub(crate) fn stop_connect(&mut self) {
         if let Some(mut p) = self.connect.take() {
             p.stop();
             let _ = procs::wait_free(&self.fwd.all());
@@ -365,13 +357,13 @@ impl PraSide {
     }
 
     /// `pra connect`'s process id.
-    pub fn connect_pid(&self) -> Option<u32> {
+    pub(crate) fn connect_pid(&self) -> Option<u32> {
         self.connect.as_ref().map(Proc::pid)
     }
 }
 
 /// The stock OpenSSH side.
-pub struct SshSide {
+pub(crate) struct SshSide {
     /// sshd's port.
     pub port: u16,
     /// `SHA256:` of sshd's host key.
@@ -391,11 +383,11 @@ pub struct SshSide {
 }
 
 /// The cipher of the second `ssh -L`.
-pub const GCM: &str = "aes128-gcm@openssh.com";
+pub(crate) const GCM: &str = "aes128-gcm@openssh.com";
 
 impl SshSide {
     /// Keys, config, and `sshd` running.
-    pub fn setup(dir: &Path, t: &Targets, lib_key: &PrivateKey) -> Result<SshSide> {
+    pub(crate) fn setup(dir: &Path, t: &Targets, lib_key: &PrivateKey) -> Result<SshSide> {
         let dir = dir.join("openssh");
         fs::create_dir_all(&dir)?;
         let p = |n: &str| dir.join(n);
@@ -475,13 +467,13 @@ impl SshSide {
     }
 
     /// sshd's listener process id.
-    pub fn sshd_pid(&self) -> Option<u32> {
+    pub(crate) fn sshd_pid(&self) -> Option<u32> {
         self.sshd.as_ref().map(Proc::pid)
     }
 
     /// `ssh` with the key, the askpass passphrase and the pinned host key;
     /// `-L` for every forward.
-    pub fn ssh_cmd(&self) -> Command {
+    pub(crate) fn ssh_cmd(&self) -> Command {
         self.ssh_cmd_for(&self.fwd)
     }
 
@@ -523,13 +515,13 @@ impl SshSide {
     }
 
     /// The destination argument.
-    pub fn destination(&self) -> String {
+    pub(crate) fn destination(&self) -> String {
         format!("{}@127.0.0.1", self.user)
     }
 
     /// Start `ssh -N -L …` in the foreground (as children; one with the
     /// default cipher, one with [`GCM`]) and wait until every forward listens.
-    pub fn start_client(&mut self) -> Result<()> {
+    pub(crate) fn start_client(&mut self) -> Result<()> {
         self.stop_client();
         for gcm in [false, true] {
             let fwd = if gcm { self.fwd_gcm } else { self.fwd };
@@ -555,7 +547,7 @@ impl SshSide {
     }
 
     /// Stop the `ssh -N` clients if they run.
-    pub fn stop_client(&mut self) {
+    pub(crate) fn stop_client(&mut self) {
         for (p, fwd) in [
             (self.client.take(), self.fwd),
             (self.client_gcm.take(), self.fwd_gcm),
@@ -568,7 +560,7 @@ impl SshSide {
     }
 
     /// The ssh client's process id.
-    pub fn client_pid(&self) -> Option<u32> {
+    pub(crate) fn client_pid(&self) -> Option<u32> {
         self.client.as_ref().map(Proc::pid)
     }
 }

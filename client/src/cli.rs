@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// First line of `pra --help`.
-pub const ABOUT: &str = "PRA: SSH port-forwarding client for remote employees";
+pub(crate) const ABOUT: &str = "PRA: SSH port-forwarding client for remote employees";
 
 /// PRA: SSH port-forwarding client for remote employees.
 #[derive(Debug, Parser)]
@@ -67,14 +67,8 @@ where
 /// clap's rendered error as one line (pure): `ERR(10110) REASON: usage:
 /// USAGE; see `pra --help``. The reason is clap's message up to its first
 /// blank line, without its `error: ` prefix.
-pub fn usage_line(rendered: &str) -> String {
-    let joined = rendered
-        .lines()
-        .take_while(|l| !l.trim().is_empty())
-        .map(str::trim)
-        .collect::<Vec<_>>()
-        .join(" ");
-    let what = joined.strip_prefix("error: ").unwrap_or(&joined);
+pub(crate) fn usage_line(rendered: &str) -> String {
+    let what = pra_proto::codes::usage_reason(rendered);
     let usage = rendered
         .lines()
         .find_map(|l| l.trim().strip_prefix("Usage: "))
@@ -89,7 +83,7 @@ pub fn usage_line(rendered: &str) -> String {
         }
         None => Code::UsageInvalid.fix().to_string(),
     };
-    pra_proto::codes::line(Code::UsageInvalid, what, &fix)
+    pra_proto::codes::line(Code::UsageInvalid, &what, &fix)
 }
 
 /// Top-level commands.
@@ -147,11 +141,15 @@ pub enum Command {
 /// `pra server …`.
 #[derive(Debug, Subcommand)]
 pub enum ServerCommand {
-    /// Set the gateway address (default port 10022).
+    /// Set the gateway address (default port 10022); more addresses are
+    /// further gateways of the same registry, tried in order when one cannot
+    /// be used.
     Set {
-        /// HOST or HOST:PORT ([v6]:PORT for IPv6 literals).
-        address: String,
-        /// Pin the gateway's host key (SHA256:… as given by your administrator).
+        /// HOST or HOST:PORT ([v6]:PORT for IPv6 literals); several: tried in this order.
+        #[arg(required = true, num_args = 1.., value_name = "HOST[:PORT]")]
+        address: Vec<String>,
+        /// Pin the gateway's host key (SHA256:… as given by your administrator;
+        /// one key for all the gateways given).
         #[arg(long, value_name = "SHA256:…")]
         host_key: Option<String>,
     },
@@ -182,6 +180,10 @@ pub enum KeyCommand {
         /// Registry URL, e.g. https://registry.example.com (default: the one used last time).
         #[arg(long, value_name = "URL")]
         registry: Option<String>,
+        /// PEM file of the CA that signed the registry's HTTPS certificate, when
+        /// your administrator uses a private CA (default: the well-known public CAs).
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
     },
 }
 

@@ -3,27 +3,31 @@
 //! earlier one failed says so (SKIP) instead of failing again.
 //!
 //! Order: address set, name resolves, TCP reach of the gateway port, host
-//! key matches the pin, key unlocks on this PC, key approved (login), rules
+//! key matches the pin, one line per alternate gateway (reachable, same
+//! host key; the login goes over the first one that works when the main
+//! address does not), key unlocks on this PC, key approved (login), rules
 //! fetched, then per rule: local port free, target reachable through the
 //! tunnel.
 
-use crate::config::Config;
-use crate::error::ClientError;
+use crate::config::{Config, GatewayAddr};
+use crate::error::{ClientError, ClientResult};
 use crate::home::Home;
 use crate::tunnel::session::{self, OpenError, SshSession};
 use crate::tunnel::{Timing, portowner};
 use pra_proto::codes::Code;
+use pra_proto::rules::Rule;
 use pra_proto::sanitize::sanitize;
 use russh::keys::PrivateKey;
 use serde::Serialize;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Outcome of one check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
-    /// Fine.
+    /// Passed.
     Ok,
     /// Failed, with a code.
     Fail,
@@ -46,7 +50,7 @@ impl Status {
 pub struct Check {
     /// What was checked, e.g. `TCP reach of gw:10022`.
     pub name: String,
-    /// Outcome.
+    /// Passed, failed or not run.
     pub status: Status,
     /// `ERR(…)`/`WAR(…)` for failures.
     pub code: Option<String>,
@@ -170,7 +174,7 @@ pub enum KeyAccess {
 
 /// What the doctor needs besides the home.
 pub struct DoctorInput {
-    /// The key.
+    /// Whether and how the key may be unlocked for the login checks.
     pub key: KeyAccess,
     /// Registry URL, to tell pending/revoked apart when the gateway refuses
     /// the key (`None`: from `config.toml`).
@@ -181,214 +185,308 @@ pub struct DoctorInput {
 
 /// Run every check, calling `each` as soon as a line is known (the CLI
 /// prints it at once).
-pub async fn run(home: &Home, input: DoctorInput, mut each: impl FnMut(&Check)) -> Report {
-    let mut report = Report::default();
-    let mut push = |c: Check, r: &mut Report| {
-        each(&c);
-        r.checks.push(c);
+pub async fn run(home: &Home, input: DoctorInput, each: impl FnMut(&Check)) -> Report {
+    let mut d = Doctor {
+        report: Report::default(),
+        each,
+        timing: input.timing,
     };
-    let timing = input.timing.clone();
-
     // 1. Address.
     let cfg = Config::load(home);
-    let gw = match cfg
-        .as_ref()
-        .map_err(|e| ClientError::with_fix(e.code(), e.to_string(), e.fix()))
-        .and_then(|c| c.gateway())
-    {
-        Ok(gw) => {
-            push(
-                Check::ok("gateway address set", gw.to_string()),
-                &mut report,
-            );
-            gw
+    let Some((gw, alternates)) = d.address(&cfg) else {
+        for n in network_check_names() {
+            d.push(Check::skip(n, "needs the gateway address"));
         }
-        Err(e) => {
-            push(Check::fail("gateway address set", &e), &mut report);
-            for n in network_check_names() {
-                push(Check::skip(n, "needs the gateway address"), &mut report);
-            }
-            if let Some(line) = identity_check().await {
-                push(line, &mut report);
-            }
-            let key = key_check(home, input.key).await;
-            push(key.0, &mut report);
-            return report;
-        }
+        d.key(home, input.key).await;
+        return d.report;
     };
     let pin = cfg
         .as_ref()
         .ok()
         .and_then(|c| c.host_key_pin().map(str::to_string));
-
-    // 2-4. Network and host key.
-    let mut session: Option<SshSession> = None;
-    let mut blocked: Option<String> = None;
-    match session::resolve(&gw, &timing).await {
-        Ok(addrs) => {
-            let shown: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
-            push(
-                Check::ok(format!("name {} resolves", gw.host), shown.join(", ")),
-                &mut report,
-            );
-            match session::tcp_connect(&gw, &addrs, &timing).await {
-                Ok(stream) => {
-                    let peer = stream
-                        .peer_addr()
-                        .map(|a| a.to_string())
-                        .unwrap_or_default();
-                    push(
-                        Check::ok(format!("TCP reach of {gw}"), format!("connected to {peer}")),
-                        &mut report,
-                    );
-                    let cfg_ssh = session::ssh_config(&timing);
-                    match session::handshake(&gw, stream, pin.as_deref(), cfg_ssh, &timing).await {
-                        Ok(s) => {
-                            let detail = match &pin {
-                                Some(_) => format!("{} matches the pin", s.host_key),
-                                None => format!(
-                                    "{} offered; nothing pinned yet (the first `pra connect` pins it; compare it with your administrator's)",
-                                    s.host_key
-                                ),
-                            };
-                            push(Check::ok("gateway host key", detail), &mut report);
-                            session = Some(s);
-                        }
-                        Err(e) => {
-                            push(Check::fail("gateway host key", &e), &mut report);
-                            blocked = Some("the SSH connection failed".into());
-                        }
-                    }
-                }
-                Err(e) => {
-                    push(Check::fail(format!("TCP reach of {gw}"), &e), &mut report);
-                    push(
-                        Check::skip("gateway host key", "needs TCP reach"),
-                        &mut report,
-                    );
-                    blocked = Some("needs TCP reach".into());
-                }
+    // 2-4. Network and host key; `Err` says why later checks cannot run.
+    let mut session = d.network(&gw, pin.as_deref()).await;
+    // 4b. Each alternate gateway: reachable, same host key (shared pin).
+    let shared = pin
+        .clone()
+        .or_else(|| session.as_ref().ok().map(|s| s.host_key.clone()));
+    for alt in &alternates {
+        if let Some(s) = d.alternate(alt, shared.as_deref(), pin.is_some()).await {
+            if session.is_err() {
+                session = Ok(s);
+            } else {
+                s.disconnect().await;
             }
         }
-        Err(e) => {
-            push(
-                Check::fail(format!("name {} resolves", gw.host), &e),
-                &mut report,
-            );
-            push(
-                Check::skip(format!("TCP reach of {gw}"), "needs the name"),
-                &mut report,
-            );
-            push(
-                Check::skip("gateway host key", "needs the name"),
-                &mut report,
-            );
-            blocked = Some("needs the name to resolve".into());
-        }
     }
-
-    // 5. Key. A line before it only when part of this PC's identity cannot
-    // be read (the key is then bound to the rest).
-    if let Some(line) = identity_check().await {
-        push(line, &mut report);
-    }
-    let (key_line, key) = key_check(home, input.key).await;
-    push(key_line, &mut report);
-
+    // 5. Key.
+    let key = d.key(home, input.key).await;
     // 6. Login.
-    let approved = match (&mut session, &key) {
-        (Some(s), Some((key, user))) => {
-            match session::authenticate(s, user, Arc::new(key.clone()), &timing).await {
-                Ok(()) => {
-                    push(
-                        Check::ok("key approved", format!("the gateway accepted user {user}")),
-                        &mut report,
-                    );
-                    true
-                }
-                Err(e) => {
-                    let registry = input.registry.clone().or_else(|| {
-                        cfg.as_ref()
-                            .ok()
-                            .and_then(|c| c.registry_url().map(str::to_string))
-                    });
-                    let e = explain(e, registry, key.clone(), user.clone(), &timing).await;
-                    push(Check::fail("key approved", &e), &mut report);
-                    false
-                }
+    // The registry and the CA its certificate is checked against (the one
+    // remembered with the same URL).
+    let remembered = cfg.as_ref().ok().and_then(|c| {
+        let ca = c.registry_ca().map(Path::to_path_buf);
+        c.registry_url().map(|url| (url.to_string(), ca))
+    });
+    let registry = match input.registry {
+        Some(url) => {
+            let ca = remembered.filter(|(u, _)| *u == url).and_then(|(_, ca)| ca);
+            Some((url, ca))
+        }
+        None => remembered,
+    };
+    let approved = d.login(&mut session, key, registry).await;
+    // 7-9. Rules, then per rule.
+    if let Ok(s) = &session {
+        if let Some(rules) = d.rules(s, approved).await {
+            d.per_rule(s, &rules).await;
+        }
+    } else {
+        d.push(Check::skip("rules fetched", "needs the login"));
+    }
+    if let Ok(s) = session {
+        s.disconnect().await;
+    }
+    d.report
+}
+
+/// One run of the checks: the report so far and who hears each line.
+struct Doctor<F> {
+    report: Report,
+    each: F,
+    timing: Timing,
+}
+
+impl<F: FnMut(&Check)> Doctor<F> {
+    fn push(&mut self, c: Check) {
+        (self.each)(&c);
+        self.report.checks.push(c);
+    }
+
+    /// The gateway address from `config.toml`, and the alternates.
+    fn address(&mut self, cfg: &ClientResult<Config>) -> Option<(GatewayAddr, Vec<GatewayAddr>)> {
+        let all = cfg
+            .as_ref()
+            .map_err(|e| ClientError::with_fix(e.code(), e.to_string(), e.fix()))
+            .and_then(Config::gateways);
+        match all {
+            Ok(all) => {
+                let mut all = all.into_iter();
+                let gw = all.next()?;
+                let alternates: Vec<GatewayAddr> = all.collect();
+                let detail = match alternates.len() {
+                    0 => gw.to_string(),
+                    n => format!("{gw} and {n} alternate(s)"),
+                };
+                self.push(Check::ok("gateway address set", detail));
+                Some((gw, alternates))
+            }
+            Err(e) => {
+                self.push(Check::fail("gateway address set", &e));
+                None
             }
         }
-        (None, _) => {
-            push(
-                Check::skip("key approved", blocked.clone().unwrap_or_default()),
-                &mut report,
-            );
-            false
-        }
-        (Some(_), None) => {
-            push(Check::skip("key approved", "needs the key"), &mut report);
-            false
-        }
-    };
+    }
 
-    // 7. Rules.
-    let rules = match (&session, approved) {
-        (Some(s), true) => match session::fetch_rules(s, &timing).await {
+    /// Name, TCP reach and host key: the SSH session, or why there is none.
+    async fn network(&mut self, gw: &GatewayAddr, pin: Option<&str>) -> Result<SshSession, String> {
+        let timing = self.timing.clone();
+        let addrs = match session::resolve(gw, &timing).await {
+            Ok(addrs) => addrs,
+            Err(e) => {
+                self.push(Check::fail(format!("name {} resolves", gw.host), &e));
+                self.push(Check::skip(format!("TCP reach of {gw}"), "needs the name"));
+                self.push(Check::skip("gateway host key", "needs the name"));
+                return Err("needs the name to resolve".into());
+            }
+        };
+        let shown: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
+        self.push(Check::ok(
+            format!("name {} resolves", gw.host),
+            shown.join(", "),
+        ));
+        let stream = match session::tcp_connect(gw, &addrs, &timing).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                self.push(Check::fail(format!("TCP reach of {gw}"), &e));
+                self.push(Check::skip("gateway host key", "needs TCP reach"));
+                return Err("needs TCP reach".into());
+            }
+        };
+        let peer = stream
+            .peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        self.push(Check::ok(
+            format!("TCP reach of {gw}"),
+            format!("connected to {peer}"),
+        ));
+        let cfg_ssh = session::ssh_config(&timing);
+        match session::handshake(gw, stream, pin, cfg_ssh, &timing).await {
+            Ok(s) => {
+                let detail = match pin {
+                    Some(_) => format!("{} matches the pin", s.host_key),
+                    None => format!(
+                        "{} offered; nothing pinned yet (the first `pra connect` pins it; compare it with your administrator's)",
+                        s.host_key
+                    ),
+                };
+                self.push(Check::ok("gateway host key", detail));
+                Ok(s)
+            }
+            Err(e) => {
+                self.push(Check::fail("gateway host key", &e));
+                Err("the SSH connection failed".into())
+            }
+        }
+    }
+
+    /// One line for an alternate gateway: name, TCP and host key in one
+    /// (`pin`: the pinned key, or when `pinned` is false the one the main
+    /// address showed: all gateways of a registry share it).
+    async fn alternate(
+        &mut self,
+        gw: &GatewayAddr,
+        pin: Option<&str>,
+        pinned: bool,
+    ) -> Option<SshSession> {
+        let name = format!("alternate gateway {gw}");
+        let timing = self.timing.clone();
+        let r = async {
+            let addrs = session::resolve(gw, &timing).await?;
+            let stream = session::tcp_connect(gw, &addrs, &timing).await?;
+            let peer = stream
+                .peer_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            let cfg_ssh = session::ssh_config(&timing);
+            let s = session::handshake(gw, stream, pin, cfg_ssh, &timing).await?;
+            Ok::<_, ClientError>((peer, s))
+        }
+        .await;
+        match r {
+            Ok((peer, s)) => {
+                let key = match (pin, pinned) {
+                    (Some(_), true) => format!("host key {} matches the pin", s.host_key),
+                    (Some(_), false) => format!(
+                        "host key {} is the main address's (nothing pinned yet)",
+                        s.host_key
+                    ),
+                    (None, _) => format!("host key {} offered; nothing pinned yet", s.host_key),
+                };
+                self.push(Check::ok(name, format!("connected to {peer}; {key}")));
+                Some(s)
+            }
+            Err(e) => {
+                self.push(Check::fail(name, &e));
+                None
+            }
+        }
+    }
+
+    /// A line before the key check only when part of this PC's identity
+    /// cannot be read (the key is then bound to the rest), then the key.
+    async fn key(&mut self, home: &Home, access: KeyAccess) -> Option<(PrivateKey, String)> {
+        if let Some(line) = identity_check().await {
+            self.push(line);
+        }
+        let (line, key) = key_check(home, access).await;
+        self.push(line);
+        key
+    }
+
+    /// Public-key login; a refusal is explained by the registry when known.
+    async fn login(
+        &mut self,
+        session: &mut Result<SshSession, String>,
+        key: Option<(PrivateKey, String)>,
+        registry: Option<(String, Option<PathBuf>)>,
+    ) -> bool {
+        let (s, (key, user)) = match (session, key) {
+            (Ok(s), Some(k)) => (s, k),
+            (Err(blocked), _) => {
+                self.push(Check::skip("key approved", blocked.clone()));
+                return false;
+            }
+            (Ok(_), None) => {
+                self.push(Check::skip("key approved", "needs the key"));
+                return false;
+            }
+        };
+        let timing = self.timing.clone();
+        match session::authenticate(s, &user, Arc::new(key.clone()), &timing).await {
+            Ok(()) => {
+                self.push(Check::ok(
+                    "key approved",
+                    format!("the gateway accepted user {user}"),
+                ));
+                true
+            }
+            Err(e) => {
+                let e = explain(e, registry, key, user, &timing).await;
+                self.push(Check::fail("key approved", &e));
+                false
+            }
+        }
+    }
+
+    /// The user's rules over the session (after a successful login).
+    async fn rules(&mut self, s: &SshSession, approved: bool) -> Option<Vec<Rule>> {
+        if !approved {
+            self.push(Check::skip("rules fetched", "needs the login"));
+            return None;
+        }
+        match session::fetch_rules(s, &self.timing).await {
             Ok(doc) => {
                 let names: Vec<String> = doc.rules.iter().map(|r| sanitize(&r.name, 64)).collect();
-                push(
-                    Check::ok(
-                        "rules fetched",
-                        format!("{} rule(s): {}", doc.rules.len(), names.join(", ")),
-                    ),
-                    &mut report,
-                );
+                self.push(Check::ok(
+                    "rules fetched",
+                    format!("{} rule(s): {}", doc.rules.len(), names.join(", ")),
+                ));
                 Some(doc.rules)
             }
             Err(e) => {
-                push(Check::fail("rules fetched", &e), &mut report);
+                self.push(Check::fail("rules fetched", &e));
                 None
             }
-        },
-        _ => {
-            push(Check::skip("rules fetched", "needs the login"), &mut report);
-            None
         }
-    };
+    }
 
-    // 8-9. Per rule.
-    if let (Some(rules), Some(s)) = (rules, &session) {
-        for r in &rules {
+    /// Each rule's local port free, then each target reachable.
+    async fn per_rule(&mut self, s: &SshSession, rules: &[Rule]) {
+        for r in rules {
             let name = sanitize(&r.name, 64);
-            push(port_check(&name, r.local_port), &mut report);
+            self.push(port_check(&name, r.local_port));
         }
-        for r in &rules {
-            let name = sanitize(&r.name, 64);
-            let target = format!("{}:{}", sanitize(&r.target_host, 253), r.target_port);
-            let label = format!("target {target} reachable through the tunnel (rule {name})");
-            let origin = SocketAddr::from((Ipv4Addr::LOCALHOST, r.local_port));
-            match s
-                .open_direct_tcpip(&r.target_host, r.target_port, origin)
-                .await
-            {
-                Ok(ch) => {
-                    let _ = ch.close().await;
-                    push(Check::ok(label, "the gateway connected to it"), &mut report);
-                }
-                Err(OpenError::Refused(reason)) | Err(OpenError::Session(reason)) => {
-                    let e = ClientError::new(
-                        Code::TargetRefused,
-                        format!("the gateway could not open {target} ({reason})"),
-                    );
-                    push(Check::fail(label, &e), &mut report);
-                }
-            }
+        for r in rules {
+            let line = target_check(s, r).await;
+            self.push(line);
         }
     }
-    if let Some(s) = session {
-        s.disconnect().await;
+}
+
+/// Can the gateway open the rule's target?
+async fn target_check(s: &SshSession, r: &Rule) -> Check {
+    let name = sanitize(&r.name, 64);
+    let target = format!("{}:{}", sanitize(&r.target_host, 253), r.target_port);
+    let label = format!("target {target} reachable through the tunnel (rule {name})");
+    let origin = SocketAddr::from((Ipv4Addr::LOCALHOST, r.local_port));
+    match s
+        .open_direct_tcpip(&r.target_host, r.target_port, origin)
+        .await
+    {
+        Ok(ch) => {
+            let _ = ch.close().await;
+            Check::ok(label, "the gateway connected to it")
+        }
+        Err(OpenError::Refused(reason)) | Err(OpenError::Session(reason)) => {
+            let e = ClientError::new(
+                Code::TargetRefused,
+                format!("the gateway could not open {target} ({reason})"),
+            );
+            Check::fail(label, &e)
+        }
     }
-    report
 }
 
 fn network_check_names() -> [&'static str; 3] {
@@ -403,7 +501,7 @@ fn network_check_names() -> [&'static str; 3] {
 /// identity failed (a warning: the key works, bound to the rest); `None`
 /// when every source answered.
 async fn identity_check() -> Option<Check> {
-    let id = tokio::task::spawn_blocking(crate::identity::current)
+    let id = tokio::task::spawn_blocking(crate::identity::collect::current)
         .await
         .ok()?;
     let line = crate::keystore::unavailable_line(&id.unavailable)?;
@@ -451,7 +549,7 @@ async fn key_check(home: &Home, access: KeyAccess) -> (Check, Option<(PrivateKey
 
 async fn explain(
     e: ClientError,
-    registry: Option<String>,
+    registry: Option<(String, Option<PathBuf>)>,
     key: PrivateKey,
     user: String,
     timing: &Timing,
@@ -459,8 +557,10 @@ async fn explain(
     if e.code() != Code::KeyRefused {
         return e;
     }
-    let Some(url) = registry else { return e };
-    let f = crate::commands::connect::refusal_explainer(url, Arc::new(key), user);
+    let Some((url, ca)) = registry else {
+        return e;
+    };
+    let f = crate::tunnel::setup::refusal_explainer_with_ca(url, ca, Arc::new(key), user);
     match tokio::time::timeout(
         timing.connect_timeout,
         tokio::task::spawn_blocking(move || f()),

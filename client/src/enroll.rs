@@ -2,10 +2,12 @@
 //!
 //! The invite (`pra_proto::invite`) is checked first (form, then expiry on
 //! this PC's clock); the gateway's host key is then checked against the
-//! invite's fingerprint before anything is stored; only then is the gateway
-//! address pinned in `config.toml` (as `pra server set` does), the key made
-//! (as `pra keygen` does) and handed over on the gateway's SSH port as user
-//! `pra-enroll` (see `docs/protocol.md`). Every refusal has its own code.
+//! invite's fingerprint before anything is stored; only then are the
+//! gateway addresses pinned in `config.toml` (as `pra server set A B …`
+//! does: all of the invite's gateways in its order, the first as
+//! `address`), the key made (as `pra keygen` does) and handed over on the
+//! first reachable gateway's SSH port as user `pra-enroll` (see
+//! `docs/protocol.md`). Every refusal has its own code.
 
 use crate::config::GatewayAddr;
 use crate::error::{ClientError, ClientResult};
@@ -32,7 +34,7 @@ const MAX_REPLY: usize = 16 * 1024;
 pub struct Enrolled {
     /// The key's fingerprint.
     pub fingerprint: String,
-    /// The account.
+    /// The account the invite was made for (the key's user).
     pub user: String,
     /// `pending` or `approved`.
     pub status: KeyStatus,
@@ -109,26 +111,18 @@ fn enroll_inner(
     let old = keystore::read_public(home).ok();
     let reuse = !force && old.as_ref().is_some_and(|k| k.meta.user == invite.user);
     if !force && !reuse && home.key_file().exists() {
-        let which = old
-            .as_ref()
-            .map(|k| format!(" ({} for {})", k.fingerprint(), k.meta.user))
-            .unwrap_or_default();
-        return Err(keystore::key_exists(
-            format!(
-                "a key already exists at {}{which}",
-                home.key_file().display()
-            ),
-            &invite.user,
-        ));
+        return Err(keystore::existing_key(home, old.as_ref(), &invite.user));
     }
     let timing = Timing::default();
-    let rt = crate::commands::connect::runtime()?;
+    let rt = crate::tunnel::setup::runtime()?;
     // The host key first: a wrong one stores nothing.
     let gateway = rt.block_on(probe(&gateways, &invite.host_key, &timing))?;
     let pass = passphrase(!reuse)?;
     let (cfg_notes, info) = {
-        let (_, notes) =
-            crate::commands::server::apply(home, &gateway.to_string(), Some(&invite.host_key))?;
+        // Every gateway of the invite, in the invite's order (the admin's
+        // preference); `pra connect` fails over between them.
+        let all: Vec<String> = gateways.iter().map(ToString::to_string).collect();
+        let (_, notes) = crate::config::set_gateways(home, &all, Some(&invite.host_key))?;
         let info = if reuse {
             old.ok_or_else(|| ClientError::new(Code::KeyMissing, "the key disappeared"))?
         } else {

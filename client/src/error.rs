@@ -10,7 +10,7 @@ pub enum ClientError {
     /// A failure that has a code, a description and a fix.
     #[error("{what}")]
     Coded {
-        /// Stable code.
+        /// Stable code the helpdesk looks up.
         code: Code,
         /// What happened (specific: names the file, port, address …).
         what: String,

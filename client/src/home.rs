@@ -50,7 +50,7 @@ impl Home {
     }
 
     /// `log/` with System.log and User.log.
-    pub fn log_dir(&self) -> PathBuf {
+    pub(crate) fn log_dir(&self) -> PathBuf {
         self.root.join("log")
     }
 
@@ -72,7 +72,7 @@ impl Home {
 }
 
 /// The platform's default folder (`None` without HOME / ProgramData).
-pub fn default_root() -> Option<PathBuf> {
+pub(crate) fn default_root() -> Option<PathBuf> {
     if cfg!(windows) {
         std::env::var_os("ProgramData").map(|p| PathBuf::from(p).join("Pra"))
     } else if cfg!(target_os = "macos") {

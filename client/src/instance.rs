@@ -93,7 +93,7 @@ fn already_connected(home: &Home) -> ClientError {
 }
 
 /// `1234 pra connect` → `pra connect, pid 1234` (pure; `None` if garbled).
-pub fn describe_holder(text: &str) -> Option<String> {
+pub(crate) fn describe_holder(text: &str) -> Option<String> {
     let (pid, program) = text.trim().split_once(' ')?;
     let pid: u32 = pid.parse().ok()?;
     let program = pra_proto::sanitize::sanitize(program.trim(), 40);

@@ -77,7 +77,7 @@ pub struct KeyMeta {
 
 impl KeyMeta {
     /// The computer name the key was made on.
-    pub fn computer(&self) -> &str {
+    pub(crate) fn computer(&self) -> &str {
         self.bound_to
             .get(Attr::Computer.key())
             .map(String::as_str)
@@ -99,7 +99,7 @@ impl KeyMeta {
     }
 
     /// The attributes that were unavailable when the key was made.
-    pub fn unavailable_attrs(&self) -> Vec<Attr> {
+    pub(crate) fn unavailable_attrs(&self) -> Vec<Attr> {
         Attr::ALL
             .into_iter()
             .filter(|a| self.unavailable.contains_key(a.key()))
@@ -108,7 +108,7 @@ impl KeyMeta {
 
     /// `WAR(10107) …` naming the attributes that were unavailable when the
     /// key was made and why; `None` when all were read.
-    pub fn unavailable_line(&self) -> Option<String> {
+    pub(crate) fn unavailable_line(&self) -> Option<String> {
         unavailable_line(
             &self
                 .unavailable_attrs()
@@ -141,7 +141,7 @@ impl KeyMeta {
 
 /// `WAR(10107) not readable on this PC: board vendor, board (SMBIOS: …)`,
 /// one reason per source; `None` when nothing is unavailable.
-pub fn unavailable_line(unavailable: &BTreeMap<Attr, String>) -> Option<String> {
+pub(crate) fn unavailable_line(unavailable: &BTreeMap<Attr, String>) -> Option<String> {
     if unavailable.is_empty() {
         return None;
     }
@@ -194,7 +194,7 @@ impl KeyInfo {
     }
 
     /// The line `ssh-keygen -l` prints for the public key.
-    pub fn keygen_line(&self) -> String {
+    pub(crate) fn keygen_line(&self) -> String {
         format!(
             "256 {} {} (ED25519)",
             self.fingerprint(),
@@ -203,7 +203,7 @@ impl KeyInfo {
     }
 
     /// The hand-over file for the administrator.
-    pub fn handover(&self) -> Handover {
+    pub(crate) fn handover(&self) -> Handover {
         Handover {
             public_key: self.meta.public_key.clone(),
             user: Some(self.meta.user.clone()),
@@ -213,7 +213,7 @@ impl KeyInfo {
 }
 
 /// `pra_ed25519.meta` next to the key file.
-pub fn meta_file(home: &Home) -> PathBuf {
+pub(crate) fn meta_file(home: &Home) -> PathBuf {
     home.key_file().with_extension("meta")
 }
 
@@ -245,7 +245,14 @@ pub fn check_user(user: &str) -> ClientResult<()> {
 /// User.log for the helpdesk.
 pub fn generate(home: &Home, user: &str, pass: &Passphrase, force: bool) -> ClientResult<KeyInfo> {
     let old = read_public(home).ok();
-    let info = generate_with(home, user, pass, &identity::current(), force, unix_now())?;
+    let info = generate_with(
+        home,
+        user,
+        pass,
+        &identity::collect::current(),
+        force,
+        unix_now(),
+    )?;
     crate::logging::user_line(&match old {
         Some(old) => format!(
             "keygen --force: replaced the key {} of {} with {} for {user}; the old key no longer works, the new one must be approved",
@@ -280,13 +287,7 @@ pub(crate) fn generate_with(
     }
     let key_path = home.key_file();
     if !force && key_path.exists() {
-        let which = read_public(home)
-            .map(|k| format!(" ({} for {})", k.fingerprint(), k.meta.user))
-            .unwrap_or_default();
-        return Err(key_exists(
-            format!("a key already exists at {}{which}", key_path.display()),
-            user,
-        ));
+        return Err(existing_key(home, read_public(home).ok().as_ref(), user));
     }
     home.ensure()?;
 
@@ -377,7 +378,7 @@ pub fn read_public(home: &Home) -> ClientResult<KeyInfo> {
 /// [`read_public`] for commands that show only public data (`pra key
 /// show`): a key file others may read is no failure here; its
 /// `WAR(10112)` comes back next to the key.
-pub fn read_public_warning(home: &Home) -> ClientResult<(KeyInfo, Option<ClientError>)> {
+pub(crate) fn read_public_warning(home: &Home) -> ClientResult<(KeyInfo, Option<ClientError>)> {
     read_public_checked(home, false)
 }
 
@@ -436,7 +437,7 @@ pub fn export_public(home: &Home, path: &Path) -> ClientResult<KeyInfo> {
 /// no key, `ERR(10192)` when others may read the file, `ERR(10194)` when it
 /// is damaged or modified.
 pub fn load(home: &Home, pass: &Passphrase) -> ClientResult<PrivateKey> {
-    load_with(home, pass, &identity::current().attributes)
+    load_with(home, pass, &identity::collect::current().attributes)
 }
 
 /// [`load`] for given attributes (tests make "other PCs" this way).
@@ -665,11 +666,18 @@ fn damaged(home: &Home, what: impl Into<String>) -> ClientError {
     )
 }
 
-/// `ERR(10191)` with the command that would replace the key.
-pub fn key_exists(what: String, user: &str) -> ClientError {
+/// `ERR(10191)` for the key file already in `home` (`old`: its public
+/// part, when readable), before `user`'s new key would replace it.
+pub(crate) fn existing_key(home: &Home, old: Option<&KeyInfo>, user: &str) -> ClientError {
+    let which = old
+        .map(|k| format!(" ({} for {})", k.fingerprint(), k.meta.user))
+        .unwrap_or_default();
     ClientError::with_fix(
         Code::KeyExists,
-        what,
+        format!(
+            "a key already exists at {}{which}",
+            home.key_file().display()
+        ),
         format!(
             "keep using it, or run `{}` to replace it (it must then be approved again)",
             keygen_force(Some(user))
@@ -678,7 +686,7 @@ pub fn key_exists(what: String, user: &str) -> ClientError {
 }
 
 /// `pra keygen --user alice --force` (`NAME` when the user is unknown).
-pub fn keygen_force(user: Option<&str>) -> String {
+pub(crate) fn keygen_force(user: Option<&str>) -> String {
     let user = user.filter(|u| check_user(u).is_ok()).unwrap_or("NAME");
     format!("pra keygen --user {user} --force")
 }
@@ -991,7 +999,7 @@ mod tests {
     }
 
     /// The file is a standard OpenSSH key: stock `ssh-keygen` opens it with
-    /// the derived passphrase (and only with that, see tests/keygen_cli.rs).
+    /// the derived passphrase (and only with that, see tests/it/keygen_cli.rs).
     #[cfg(unix)]
     #[test]
     fn openssh_opens_it_with_the_derived_passphrase_only() {

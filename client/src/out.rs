@@ -17,7 +17,7 @@ pub fn line(text: std::fmt::Arguments<'_>) {
 }
 
 /// End the process with status 0 when `e` says the reader closed the pipe.
-pub fn quiet_exit_on_broken_pipe(e: &io::Error) {
+pub(crate) fn quiet_exit_on_broken_pipe(e: &io::Error) {
     if e.kind() == io::ErrorKind::BrokenPipe {
         std::process::exit(0);
     }

@@ -41,7 +41,7 @@ impl fmt::Debug for Passphrase {
 ///
 /// With `confirm` (creating a key) the terminal asks twice and both entries
 /// must match, and an empty passphrase is refused, also from the environment.
-pub fn obtain(prompt: &str, confirm: bool) -> ClientResult<Passphrase> {
+pub(crate) fn obtain(prompt: &str, confirm: bool) -> ClientResult<Passphrase> {
     if let Some(raw) = std::env::var_os(ENV_VAR) {
         let s = raw.into_string().map_err(|_| {
             ClientError::with_fix(

@@ -5,6 +5,11 @@
 //! reached (refused, DNS, timeout), `ERR(10211)` it answered something that
 //! is not the PRA API (HTML, non-JSON, wrong shape, redirect),
 //! `ERR(10212)` it refused the request (its stable API code is shown).
+//! An `https://` registry's certificate is checked against the well-known
+//! public CAs (Mozilla's list, as `webpki-roots` ships it: the same on
+//! Windows, Linux and macOS), or against the one CA of a `--ca FILE`; a
+//! certificate that does not verify is `ERR(10256)`, a CA file that cannot
+//! be used `ERR(10257)`.
 //! Blocking (ureq); async callers use `spawn_blocking`.
 
 use crate::error::{ClientError, ClientResult};
@@ -15,54 +20,90 @@ use pra_proto::codes::Code;
 use pra_proto::proof::{self, Action};
 use pra_proto::sanitize::sanitize;
 use ssh_key::PrivateKey;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
-/// Connect timeout.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// TCP connect timeout: an unreachable registry fails fast.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Whole-request timeout: a registry that accepts and stays silent fails
 /// after this long.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest answer read.
 const MAX_BODY: u64 = 64 * 1024;
 
 /// A client for one registry URL.
 #[derive(Debug, Clone)]
-pub struct RegistryClient {
+pub(crate) struct RegistryClient {
     base: String,
     timeout: Duration,
+    /// The `--ca` file and its certificates; `None`: the public CAs.
+    ca: Option<(PathBuf, Arc<Vec<Certificate<'static>>>)>,
 }
 
 impl RegistryClient {
     /// Check the URL (`http(s)://host[:port][/prefix]`); `ERR(10213)` if unusable.
-    pub fn new(url: &str) -> ClientResult<RegistryClient> {
+    pub(crate) fn new(url: &str) -> ClientResult<RegistryClient> {
         let url = url.trim();
         crate::config::check_registry_url(url)
             .map_err(|e| ClientError::new(Code::RegistryUrlInvalid, format!("registry URL {e}")))?;
         Ok(RegistryClient {
             base: url.trim_end_matches('/').to_string(),
             timeout: REQUEST_TIMEOUT,
+            ca: None,
         })
     }
 
-    /// Use another whole-request timeout.
-    pub fn with_timeout(mut self, timeout: Duration) -> RegistryClient {
-        self.timeout = timeout;
-        self
+    /// Check the registry's certificate against the CA in `file` (PEM)
+    /// instead of the public CAs; `ERR(10257)` when the file cannot be used.
+    pub(crate) fn with_ca(mut self, file: Option<&Path>) -> ClientResult<RegistryClient> {
+        let Some(file) = file else { return Ok(self) };
+        let unusable = |what: String| {
+            ClientError::new(
+                Code::RegistryCaUnusable,
+                format!("CA file {}: {what}", file.display()),
+            )
+        };
+        if !self.base.starts_with("https://") {
+            return Err(ClientError::with_fix(
+                Code::RegistryCaUnusable,
+                format!(
+                    "a CA file was given for {}, which is not https://",
+                    self.base
+                ),
+                "use the https:// URL your administrator gave you, or leave out --ca",
+            ));
+        }
+        let pem = std::fs::read(file).map_err(|e| unusable(format!("cannot be read ({e})")))?;
+        let certs = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(PemItem::Certificate(c)) => Some(Ok(c)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| unusable(format!("is not a PEM file ({e})")))?;
+        if certs.is_empty() {
+            return Err(unusable("holds no PEM certificate".into()));
+        }
+        self.ca = Some((file.to_path_buf(), Arc::new(certs)));
+        Ok(self)
     }
 
     /// The base URL (no trailing slash).
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         &self.base
     }
 
     /// `POST /api/v1/keys`.
-    pub fn submit(&self, body: &KeySubmission) -> ClientResult<KeyStatusReply> {
+    pub(crate) fn submit(&self, body: &KeySubmission) -> ClientResult<KeyStatusReply> {
         let fp = fingerprint_of_line(&body.public_key);
         self.post("/api/v1/keys", body, fp.as_deref())
     }
 
     /// `POST /api/v1/keys/status`.
-    pub fn status(&self, body: &KeyStatusQuery) -> ClientResult<KeyStatusReply> {
+    pub(crate) fn status(&self, body: &KeyStatusQuery) -> ClientResult<KeyStatusReply> {
         let fp = fingerprint_of_line(&body.public_key);
         self.post("/api/v1/keys/status", body, fp.as_deref())
     }
@@ -74,7 +115,15 @@ impl RegistryClient {
         expect_fp: Option<&str>,
     ) -> ClientResult<KeyStatusReply> {
         let url = format!("{}{path}", self.base);
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder();
+        if let Some((_, roots)) = &self.ca {
+            config = config.tls_config(
+                TlsConfig::builder()
+                    .root_certs(RootCerts::Specific(roots.clone()))
+                    .build(),
+            );
+        }
+        let agent: ureq::Agent = config
             .http_status_as_error(false)
             .max_redirects(0)
             .timeout_connect(Some(CONNECT_TIMEOUT.min(self.timeout)))
@@ -106,6 +155,20 @@ impl RegistryClient {
     }
 
     fn transport_error(&self, e: ureq::Error) -> ClientError {
+        if let Some(reason) = certificate_failure(&e) {
+            let against = match &self.ca {
+                Some((file, _)) => format!("the CA in {}", file.display()),
+                None => "the well-known public CAs".to_string(),
+            };
+            return ClientError::new(
+                Code::RegistryCertUntrusted,
+                format!(
+                    "the registry at {} presented an HTTPS certificate that does not verify against {against} ({})",
+                    self.base,
+                    sanitize(&reason, 200)
+                ),
+            );
+        }
         let what = match &e {
             ureq::Error::Timeout(_) => format!(
                 "the registry at {} did not answer within {} s",
@@ -128,6 +191,20 @@ impl RegistryClient {
             Code::RegistryGarbage,
             format!("{} is not a PRA registry: {what}", self.base),
         )
+    }
+}
+
+/// The reason when `e` is a certificate the TLS handshake refused (ureq
+/// hands rustls's error over directly or inside the I/O error).
+fn certificate_failure(e: &ureq::Error) -> Option<String> {
+    let tls = match e {
+        ureq::Error::Rustls(r) => r,
+        ureq::Error::Io(io) => io.get_ref()?.downcast_ref::<rustls::Error>()?,
+        _ => return None,
+    };
+    match tls {
+        rustls::Error::InvalidCertificate(_) => Some(tls.to_string()),
+        _ => None,
     }
 }
 
@@ -230,7 +307,18 @@ pub fn key_status(
     key: &PrivateKey,
     user: &str,
 ) -> ClientResult<KeyStatusReply> {
-    let client = RegistryClient::new(registry_url)?;
+    key_status_with_ca(registry_url, None, key, user)
+}
+
+/// [`key_status`] with the registry's certificate checked against the CA
+/// in `ca` (PEM) instead of the public CAs.
+pub fn key_status_with_ca(
+    registry_url: &str,
+    ca: Option<&Path>,
+    key: &PrivateKey,
+    user: &str,
+) -> ClientResult<KeyStatusReply> {
+    let client = RegistryClient::new(registry_url)?.with_ca(ca)?;
     status_with(&client, key, user)
 }
 
@@ -283,7 +371,19 @@ pub fn submit_key(
     registry: Option<&str>,
     passphrase: impl FnOnce() -> ClientResult<crate::passphrase::Passphrase>,
 ) -> ClientResult<Submitted> {
-    let r = submit_key_inner(home, registry, passphrase);
+    submit_key_with_ca(home, registry, None, passphrase)
+}
+
+/// [`submit_key`] with the registry's certificate checked against the CA
+/// in `ca` (PEM; remembered with the URL). Without it, the CA remembered
+/// for the same URL is used, else the public CAs.
+pub fn submit_key_with_ca(
+    home: &crate::home::Home,
+    registry: Option<&str>,
+    ca: Option<&Path>,
+    passphrase: impl FnOnce() -> ClientResult<crate::passphrase::Passphrase>,
+) -> ClientResult<Submitted> {
+    let r = submit_key_inner(home, registry, ca, passphrase);
     crate::logging::user_line(&match &r {
         Ok(done) => format!(
             "key submit: {} of {} sent to {}: {}",
@@ -297,6 +397,7 @@ pub fn submit_key(
 fn submit_key_inner(
     home: &crate::home::Home,
     registry: Option<&str>,
+    ca: Option<&Path>,
     passphrase: impl FnOnce() -> ClientResult<crate::passphrase::Passphrase>,
 ) -> ClientResult<Submitted> {
     use crate::config::{Config, RegistrySection};
@@ -314,6 +415,15 @@ fn submit_key_inner(
         })?,
     };
     let client = RegistryClient::new(&registry)?;
+    let ca = match ca {
+        // Remembered as an absolute path: `pra connect` may run elsewhere.
+        Some(file) => Some(std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf())),
+        None if cfg.registry_url() == Some(client.url()) => {
+            cfg.registry_ca().map(Path::to_path_buf)
+        }
+        None => None,
+    };
+    let client = client.with_ca(ca.as_deref())?;
     let info = keystore::read_public(home)?;
     let pass = passphrase()?;
     let key = keystore::load(home, &pass)?;
@@ -334,6 +444,7 @@ fn submit_key_inner(
     let reply = client.submit(&body)?;
     cfg.registry = Some(RegistrySection {
         url: client.url().to_string(),
+        ca: ca.map(|p| p.to_string_lossy().into_owned()),
     });
     cfg.save(home)?;
     // The registry answers a submission for an unknown account like any
@@ -356,7 +467,7 @@ fn submit_key_inner(
 
 /// `ERR(10205)` for a pending key, `ERR(10206)` for a revoked one, `None`
 /// for an approved key.
-pub fn status_error(reply: &KeyStatusReply) -> Option<ClientError> {
+pub(crate) fn status_error(reply: &KeyStatusReply) -> Option<ClientError> {
     let fp = sanitize(&reply.fingerprint, 60);
     match reply.status {
         KeyStatus::Approved => None,

@@ -70,7 +70,12 @@ fn block(sha2_pass: &[u8], salt: &[u8], rounds: u32, index: u32) -> Zeroizing<[u
 /// bcrypt-pbkdf into `output` (at most 1,024 bytes), one thread per output
 /// block. `None` for inputs OpenSSH refuses (empty passphrase or salt, no
 /// rounds, no or too much output).
-pub fn bcrypt_pbkdf(passphrase: &[u8], salt: &[u8], rounds: u32, output: &mut [u8]) -> Option<()> {
+pub(crate) fn bcrypt_pbkdf(
+    passphrase: &[u8],
+    salt: &[u8],
+    rounds: u32,
+    output: &mut [u8],
+) -> Option<()> {
     if passphrase.is_empty()
         || salt.is_empty()
         || rounds == 0
@@ -109,7 +114,7 @@ pub fn bcrypt_pbkdf(passphrase: &[u8], salt: &[u8], rounds: u32, output: &mut [u
 /// Errors as ssh-key's `decrypt` gives them: a wrong password is
 /// [`ssh_key::Error::Crypto`], a key that does not match its public key
 /// [`ssh_key::Error::PublicKey`].
-pub fn decrypt(key: &PrivateKey, password: &[u8]) -> ssh_key::Result<PrivateKey> {
+pub(crate) fn decrypt(key: &PrivateKey, password: &[u8]) -> ssh_key::Result<PrivateKey> {
     let Kdf::Bcrypt { salt, rounds } = key.kdf() else {
         return key.decrypt(password);
     };

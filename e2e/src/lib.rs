@@ -12,15 +12,24 @@ use pra_registry::api::{self, ApiConfig};
 use pra_registry::gateway::{self, GatewayConfig, hostkey};
 use pra_registry::model::{Actor, NewKey, RuleRecord};
 use pra_registry::store::Store;
-use pra_registry::store::sqlite::SqliteStore;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+
+/// The passphrase of the keys the end-to-end tests make (it must never
+/// show up in a log).
+pub const PASS: &str = "e2e passphrase, not for logs";
+
+/// Tests that measure speed take turns: all end-to-end tests share one
+/// process, so without this two of them could overlap where each used to
+/// run in a binary of its own.
+pub async fn alone() -> tokio::sync::MutexGuard<'static, ()> {
+    static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    ALONE.lock().await
+}
 
 fn admin() -> Actor {
     Actor::Cli("e2e".into())
@@ -32,7 +41,7 @@ pub struct Registry {
     /// `--data`.
     pub data: PathBuf,
     /// The store.
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<Store>,
     /// Where the HTTP API listens.
     pub api: SocketAddr,
     _api_stop: Option<oneshot::Sender<()>>,
@@ -43,14 +52,13 @@ impl Registry {
     pub async fn start() -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let store = Arc::new(SqliteStore::open(&data).unwrap());
+        let store = Arc::new(Store::sqlite(&data).unwrap());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let api = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let dyn_store: Arc<dyn Store> = store.clone();
         tokio::spawn(api::serve(
             listener,
-            dyn_store,
+            store.clone(),
             ApiConfig::default(),
             async move {
                 let _ = rx.await;
@@ -70,7 +78,7 @@ impl Registry {
     pub async fn without_api() -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let store = Arc::new(SqliteStore::open(&data).unwrap());
+        let store = Arc::new(Store::sqlite(&data).unwrap());
         let api = TcpListener::bind("127.0.0.1:0")
             .await
             .unwrap()
@@ -109,27 +117,25 @@ impl Registry {
     /// Register an OpenSSH public-key line for `user` with `status`.
     pub fn add_key(&self, user: &str, public_line: &str, status: KeyStatus) -> String {
         let valid = pra_registry::validate::public_key(public_line).unwrap();
-        let (rec, _) = self
-            .store
-            .add_key(
-                NewKey {
-                    fingerprint: valid.fingerprint.clone(),
-                    user: user.into(),
-                    public_key: valid.line,
-                    algorithm: valid.algorithm,
-                    device: Device {
-                        computer: "e2e-pc".into(),
-                        os_user: user.into(),
-                        description: "end-to-end test".into(),
-                        tag: "e2e0".into(),
-                    },
-                    status,
-                },
-                true,
-                &admin(),
-            )
-            .unwrap();
-        rec.fingerprint
+        let device = Device {
+            computer: "e2e-pc".into(),
+            os_user: user.into(),
+            description: "end-to-end test".into(),
+            tag: "e2e0".into(),
+        };
+        let new = NewKey::new(valid, user, device, status);
+        self.store
+            .add_key(new, true, &admin())
+            .unwrap()
+            .0
+            .fingerprint
+    }
+
+    /// The fingerprint of `user`'s first key.
+    pub fn fingerprint_of(&self, user: &str) -> String {
+        let keys = self.store.list_keys(None).unwrap();
+        let key = keys.into_iter().find(|k| k.user == user).unwrap();
+        key.fingerprint
     }
 
     /// `pra-registry key approve FP`.
@@ -141,18 +147,17 @@ impl Registry {
 
     /// `pra-registry rule add`.
     pub fn add_rule(&self, user: &str, name: &str, local_port: u16, target: SocketAddr) {
-        self.store
-            .add_rule(
-                RuleRecord {
-                    user: user.into(),
-                    name: name.into(),
-                    local_port,
-                    target_host: target.ip().to_string(),
-                    target_port: target.port(),
-                },
-                &admin(),
-            )
-            .unwrap();
+        let host = target.ip().to_string();
+        let rule = RuleRecord::new(user, name, local_port, &host, target.port());
+        self.store.add_rule(rule, &admin()).unwrap();
+    }
+
+    /// A rule `name` of `user` on a free rule port to a new echo server;
+    /// returns that port.
+    pub async fn echo_rule(&self, user: &str, name: &str) -> u16 {
+        let port = rule_port();
+        self.add_rule(user, name, port, echo_server().await);
+        port
     }
 
     /// The SSH gateway on `addr` (127.0.0.1:0 when `None`).
@@ -165,10 +170,14 @@ impl Registry {
         let listener = TcpListener::bind(bind).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let dyn_store: Arc<dyn Store> = self.store.clone();
-        let task = tokio::spawn(gateway::run(listener, dyn_store, cfg, async move {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(gateway::run(
+            listener,
+            self.store.clone(),
+            cfg,
+            async move {
+                let _ = rx.await;
+            },
+        ));
         Gateway {
             addr,
             host_key: fingerprint,
@@ -176,6 +185,42 @@ impl Registry {
             task: Some(task),
         }
     }
+}
+
+/// A registry where user alice has rule `intranet` to a new echo server,
+/// its gateway, and a temp folder with the home `home` in it holding
+/// alice's new key (passphrase `pass`): (registry, the rule's local port,
+/// gateway, folder, home).
+pub async fn alice_intranet(pass: &str) -> (Registry, u16, Gateway, tempfile::TempDir, PathBuf) {
+    let reg = Registry::start().await;
+    reg.add_user("alice");
+    let port = reg.echo_rule("alice", "intranet").await;
+    let gw = reg.gateway(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    ok(pra(&home, pass).args(["keygen", "--user", "alice"]));
+    (reg, port, gw, dir, home)
+}
+
+/// `pra connect --json` in `home`, stdout and stderr piped.
+pub fn connect_json(home: &Path, pass: &str) -> std::process::Child {
+    pra(home, pass)
+        .args(["connect", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// `pra server set GATEWAY --host-key PIN` for the home `home`.
+pub fn server_set(home: &Path, pass: &str, gw: &Gateway) {
+    ok(pra(home, pass).args([
+        "server",
+        "set",
+        &gw.addr.to_string(),
+        "--host-key",
+        &gw.host_key,
+    ]));
 }
 
 /// A running gateway.
@@ -189,122 +234,40 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// The client library's settings for `user` with `key` on this gateway
+    /// (host key pinned, default timing).
+    pub fn tunnel_config(
+        &self,
+        user: &str,
+        key: russh::keys::PrivateKey,
+    ) -> pra_client::tunnel::TunnelConfig {
+        pra_client::tunnel::TunnelConfig {
+            gateway: pra_client::config::GatewayAddr {
+                host: self.addr.ip().to_string(),
+                port: self.addr.port(),
+            },
+            alternates: Vec::new(),
+            host_key: Some(self.host_key.clone()),
+            pin_store: None,
+            user: user.into(),
+            key: Arc::new(key),
+            explain_refusal: None,
+            timing: pra_client::tunnel::Timing::default(),
+        }
+    }
+
     /// Shut it down (every session disconnected) and wait until it is gone.
     pub async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(20), task)
-                .await
-                .expect("gateway stops")
-                .unwrap()
-                .unwrap();
-        }
+        let within = Duration::from_secs(20);
+        pra_testkit::process::stop_server(self.stop.take(), self.task.take(), within).await;
     }
 }
 
-/// An ed25519 key from the OS RNG.
-pub fn new_key() -> russh::keys::PrivateKey {
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).unwrap();
-    russh::keys::PrivateKey::from(ssh_key::private::Ed25519Keypair::from_seed(&seed))
-}
-
-/// `ssh-ed25519 AAAA…`.
-pub fn public_line(key: &russh::keys::PrivateKey) -> String {
-    key.public_key().to_openssh().unwrap()
-}
-
-/// A local port for a rule: below the ephemeral range, spread per process,
-/// checked free (rules name fixed ports, so the test must pick one).
-pub fn rule_port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    if NEXT.load(Ordering::Relaxed) == 0 {
-        let spread = (std::process::id() % 400) as u16 * 25;
-        let _ = NEXT.compare_exchange(0, 12000 + spread, Ordering::Relaxed, Ordering::Relaxed);
-    }
-    loop {
-        let p = NEXT.fetch_add(1, Ordering::Relaxed);
-        assert!(p < 22000, "no free rule port");
-        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
-            return p;
-        }
-    }
-}
-
-/// Echo server on 127.0.0.1:0.
-pub async fn echo_server() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.into_split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-                let _ = w.shutdown().await;
-            });
-        }
-    });
-    addr
-}
-
-/// A server that writes `i mod 251` bytes (per 64 KiB chunk) forever.
-pub async fn firehose_server() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let chunk: Vec<u8> = (0..64 * 1024u32).map(|i| (i % 251) as u8).collect();
-                while s.write_all(&chunk).await.is_ok() {}
-            });
-        }
-    });
-    addr
-}
-
-/// Send `msg` to 127.0.0.1:`port`, read as much back.
-pub async fn echo_roundtrip(port: u16, msg: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    s.write_all(msg).await.unwrap();
-    let mut back = vec![0u8; msg.len()];
-    s.read_exact(&mut back).await.unwrap();
-    back
-}
-
-/// True once an echo through `port` works, trying until `within` passes.
-pub async fn echo_works_within(port: u16, within: Duration) -> bool {
-    let deadline = tokio::time::Instant::now() + within;
-    while tokio::time::Instant::now() < deadline {
-        let ok = tokio::time::timeout(Duration::from_secs(2), async {
-            let mut s = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-            s.write_all(b"ping").await.ok()?;
-            let mut b = [0u8; 4];
-            s.read_exact(&mut b).await.ok()?;
-            (&b == b"ping").then_some(())
-        })
-        .await;
-        if matches!(ok, Ok(Some(()))) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    false
-}
-
-/// Deterministic bytes (xorshift).
-pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
+pub use pra_testkit::keys::{new_key, public_line};
+pub use pra_testkit::net::{
+    echo_roundtrip, echo_server, echo_works_within, firehose_server, pattern, read_firehose,
+    rule_port, two_way, two_way_64_mib,
+};
 
 /// The `pra` binary of this build (built on first use: the e2e package
 /// cannot name another package's binary in `CARGO_BIN_EXE_*`).
@@ -350,6 +313,63 @@ fn workspace_bin(package: &str, name: &str) -> PathBuf {
     }
 }
 
+/// A child's stdout lines, read on a thread (the child never blocks on a
+/// full pipe), and the ones seen so far.
+pub struct Lines {
+    rx: std::sync::mpsc::Receiver<String>,
+    reader: std::thread::JoinHandle<()>,
+    /// Every line read so far.
+    pub seen: Vec<String>,
+}
+
+impl Lines {
+    /// Start reading `child`'s piped stdout.
+    pub fn of(child: &mut std::process::Child) -> Lines {
+        use std::io::{BufRead, BufReader};
+        let stdout = child.stdout.take().expect("the child's stdout is piped");
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let reader = std::thread::spawn(move || {
+            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        Lines {
+            rx,
+            reader,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Read until `done` holds for the lines seen; false when `within`
+    /// passed (or stdout ended) first.
+    pub fn until(&mut self, within: Duration, done: impl Fn(&[String]) -> bool) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        while !done(&self.seen) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(l) => self.seen.push(l),
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    /// Once the child closed stdout: every line it printed.
+    pub fn finish(mut self) -> Vec<String> {
+        self.reader.join().unwrap();
+        self.seen.extend(self.rx.try_iter());
+        self.seen
+    }
+}
+
+/// True when a line of `lines` starts with `rule` and ends with
+/// `forwarding` (`pra connect`'s text output).
+pub fn forwarding(lines: &[String], rule: &str) -> bool {
+    lines
+        .iter()
+        .any(|l| l.starts_with(rule) && l.ends_with("forwarding"))
+}
+
 /// Reads the `--json` lines of a spawned `pra connect` (stdout piped) until
 /// one says rule `rule` is forwarding; past `within` the child is killed and
 /// the test fails with the lines seen. Returns those lines; the rest of the
@@ -359,51 +379,41 @@ pub fn wait_forwarding(
     rule: &str,
     within: Duration,
 ) -> Vec<String> {
-    use std::io::{BufRead, BufReader};
-    let stdout = child.stdout.take().expect("pra connect's stdout is piped");
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
-    let deadline = std::time::Instant::now() + within;
+    let mut lines = Lines::of(child);
     let name = format!("\"name\":\"{rule}\"");
-    let mut seen = Vec::new();
-    while !seen
-        .iter()
-        .any(|l: &String| l.contains(&name) && l.contains("forwarding"))
-    {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(l) => seen.push(l),
-            Err(_) => {
-                let _ = child.kill();
-                panic!("no forwarding line for rule {rule}: {seen:#?}");
-            }
-        }
+    let found = lines.until(within, |seen| {
+        seen.iter()
+            .any(|l| l.contains(&name) && l.contains("forwarding"))
+    });
+    if !found {
+        let _ = child.kill();
+        panic!("no forwarding line for rule {rule}: {:#?}", lines.seen);
     }
-    seen
+    lines.seen
+}
+
+/// Run a command: (success, stdout, stderr).
+pub fn run(c: &mut std::process::Command) -> (bool, String, String) {
+    let o = c.output().unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Run a command and insist on success; its stdout.
+pub fn ok(c: &mut std::process::Command) -> String {
+    let (ok, out, err) = run(c);
+    assert!(ok, "{c:?} failed: {out}{err}");
+    out
 }
 
 /// `pra --home HOME …` with `PRA_PASSPHRASE` set, proxies cleared, no stdin.
 pub fn pra(home: &Path, pass: &str) -> std::process::Command {
     let mut c = std::process::Command::new(pra_bin());
     c.arg("--home").arg(home);
-    for v in [
-        "PRA_HOME",
-        "HTTP_PROXY",
-        "http_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-        "NO_PROXY",
-        "no_proxy",
-        "RUST_LOG",
-    ] {
-        c.env_remove(v);
-    }
+    pra_testkit::process::clean_env(&mut c, &["PRA_HOME", "RUST_LOG"]);
     c.env("PRA_PASSPHRASE", pass);
     c.stdin(std::process::Stdio::null());
     c

@@ -7,16 +7,18 @@
 
 use crate::backend::{Backend, ConfigView, KeyView, Notice, Outcome};
 use crate::credstore::SecretStore;
-use crate::dialogs::{Action, Dialog, Facts, PassDialog, problem_ui};
+use crate::dialogs::{Action, Dialog, Facts};
 use crate::fonts::CjkFont;
 use crate::i18n::{Lang, Msg, fill};
 use crate::settings::{GuiSettings, LangChoice, effective_lang};
 use crate::tray::{Tray, TrayCommand};
 use crate::view::{self, Problem, Tone};
-use eframe::egui::{self, Color32, RichText, Ui};
+use crate::widgets::{mark, problem_ui, tone_color};
+use eframe::egui::{self, RichText, Ui};
 use pra_client::home::Home;
 use pra_client::passphrase::Passphrase;
 use pra_client::tunnel::{Phase, Timing, TunnelState};
+use pra_proto::codes::Code;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +35,7 @@ pub struct AppOptions {
     pub cjk_font: Option<CjkFont>,
     /// Where remembered passphrases live.
     pub store: Arc<dyn SecretStore>,
-    /// Tunnel timers.
+    /// Tunnel timers (the tests shorten them).
     pub timing: Timing,
     /// Try to create a tray icon.
     pub tray: bool,
@@ -45,7 +47,7 @@ pub struct AppOptions {
     pub passphrase: Option<Passphrase>,
 }
 
-/// The app.
+/// The app: window state, the backend and the tray.
 pub struct PraApp {
     backend: Backend,
     settings: GuiSettings,
@@ -64,46 +66,6 @@ pub struct PraApp {
     tray: Option<Tray>,
     hidden: bool,
     quitting: bool,
-}
-
-/// A state mark painted as a shape, so it needs no font and differs in
-/// shape as well as colour: filled disc (good), triangle (warning), ring
-/// (off), disc with a hole (busy).
-pub fn mark(ui: &mut Ui, tone: Tone, size: f32) -> egui::Response {
-    let (rect, resp) = ui.allocate_exact_size(egui::vec2(size, size), egui::Sense::hover());
-    let p = ui.painter();
-    let c = rect.center();
-    let r = size * 0.45;
-    let color = tone_color(tone);
-    match tone {
-        Tone::Good => {
-            p.circle_filled(c, r, color);
-        }
-        Tone::Busy => {
-            p.circle_filled(c, r, color);
-            p.circle_filled(c, r * 0.4, ui.visuals().panel_fill);
-        }
-        Tone::Warn => {
-            let pts = vec![
-                egui::pos2(c.x, c.y - r),
-                egui::pos2(c.x + r, c.y + r * 0.8),
-                egui::pos2(c.x - r, c.y + r * 0.8),
-            ];
-            p.add(egui::Shape::convex_polygon(pts, color, egui::Stroke::NONE));
-        }
-        Tone::Off => {
-            p.circle_stroke(c, r * 0.85, egui::Stroke::new(size * 0.12, color));
-        }
-    }
-    resp
-}
-
-fn tone_color(t: Tone) -> Color32 {
-    match t {
-        Tone::Good => Color32::from_rgb(0x2e, 0x9d, 0x4a),
-        Tone::Busy | Tone::Warn => Color32::from_rgb(0xe0, 0x9b, 0x16),
-        Tone::Off => Color32::from_rgb(0x80, 0x86, 0x8c),
-    }
 }
 
 impl PraApp {
@@ -263,7 +225,7 @@ impl PraApp {
                 if let Some(p) = why {
                     self.problem = Some(p);
                 }
-                self.dialog = Some(Dialog::Passphrase(PassDialog::default()));
+                self.dialog = Some(Dialog::passphrase());
             }
             Outcome::Notice(n) => self.notice = Some(n),
             Outcome::Config(Ok(c)) => self.config = Some(c),
@@ -280,7 +242,8 @@ impl PraApp {
             | Outcome::ServerSaved(_)
             | Outcome::DoctorCheck(_)
             | Outcome::DoctorDone(_)
-            | Outcome::LogsExported(_) => {}
+            | Outcome::LogsExported(_)
+            | Outcome::Enrolled(_) => {}
         }
     }
 
@@ -301,7 +264,19 @@ impl PraApp {
             }
             TrayCommand::Disconnect => self.backend.disconnect(),
             TrayCommand::Open => self.show_window(ctx),
+            TrayCommand::Enroll => {
+                self.show_window(ctx);
+                self.open_enroll();
+            }
             TrayCommand::Quit => self.quit(ctx),
+        }
+    }
+
+    /// Key → Enroll with an invite…, the main window's button, the tray's
+    /// item: one dialog, unless another is open.
+    fn open_enroll(&mut self) {
+        if self.dialog.is_none() {
+            self.dialog = Some(Dialog::enroll());
         }
     }
 
@@ -394,6 +369,10 @@ impl PraApp {
             });
         });
         ui.menu_button(Msg::MenuKey.text(lang), |ui| {
+            if ui.button(Msg::MenuEnroll.text(lang)).clicked() {
+                self.dialog = Some(Dialog::enroll());
+            }
+            ui.separator();
             if ui.button(Msg::MenuGenerate.text(lang)).clicked() {
                 self.dialog = Some(Dialog::generate(self.key.as_ref()));
             }
@@ -466,6 +445,17 @@ impl PraApp {
                 }
             });
         });
+        // Where a user without a key looks first: enroll with the invite.
+        if let Some(Err(p)) = &self.key
+            && p.code == Code::KeyMissing
+        {
+            ui.horizontal(|ui| {
+                ui.label(Msg::NoKey.text(lang));
+                if ui.button(Msg::MenuEnroll.text(lang)).clicked() {
+                    self.open_enroll();
+                }
+            });
+        }
         if let Some(t) = &self.tunnel
             && t.pinned_on_first_use
             && let Some(fp) = &t.host_key
@@ -549,7 +539,6 @@ impl PraApp {
         let facts = Facts {
             lang: self.lang,
             key: self.key.as_ref(),
-            config: self.config.as_ref(),
             home: &home,
         };
         let action = dialog.show(ctx, &facts);
@@ -577,6 +566,13 @@ impl PraApp {
             Some(Action::AskStatus { url, pass }) => self.backend.key_status(url, pass),
             Some(Action::RunDoctor { pass }) => self.backend.doctor(pass),
             Some(Action::ExportLogs { path, pass }) => self.backend.export_logs(path, pass),
+            Some(Action::Enroll {
+                invite,
+                pass,
+                again,
+                remember,
+                force,
+            }) => self.backend.enroll(invite, pass, again, remember, force),
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::credstore::{SecretStore, StoreError};
 use crate::view::Problem;
 use pra_client::config::Config;
 use pra_client::doctor::{self, Check, DoctorInput, KeyAccess, Report};
+use pra_client::enroll::{self, Enrolled};
 use pra_client::error::{ClientError, ClientResult};
 use pra_client::home::Home;
 use pra_client::instance::{self, ConnectLock};
@@ -26,21 +27,20 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 /// Wakes the UI after an outcome was sent (`egui::Context::request_repaint`).
-pub type Waker = Arc<dyn Fn() + Send + Sync>;
+pub(crate) type Waker = Arc<dyn Fn() + Send + Sync>;
 
 /// The public facts of the stored key, for the dialogs.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyView {
-    /// `SHA256:` fingerprint.
-    pub fingerprint: String,
-    /// Account.
-    pub user: String,
+pub(crate) struct KeyView {
+    /// As `ssh-keygen -l` prints it (`SHA256:…`).
+    pub(crate) fingerprint: String,
+    pub(crate) user: String,
     /// Unix time of creation.
-    pub created: u64,
+    pub(crate) created: u64,
     /// What the key is bound to.
-    pub bound: String,
+    pub(crate) bound: String,
     /// OpenSSH public-key line.
-    pub public_key: String,
+    pub(crate) public_key: String,
 }
 
 impl KeyView {
@@ -57,19 +57,26 @@ impl KeyView {
 
 /// What `config.toml` says, for the status line and the dialogs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ConfigView {
+pub(crate) struct ConfigView {
     /// `HOST:PORT` of the gateway.
-    pub gateway: Option<String>,
+    pub(crate) gateway: Option<String>,
+    /// Further gateways of the registry, tried in order after `gateway`
+    /// (Settings → Server keeps them when it saves).
+    pub(crate) alternates: Vec<String>,
     /// Pinned host key.
-    pub host_key: Option<String>,
+    pub(crate) host_key: Option<String>,
     /// Remembered registry URL.
-    pub registry: Option<String>,
+    pub(crate) registry: Option<String>,
 }
 
 impl ConfigView {
     fn of(cfg: &Config) -> ConfigView {
         ConfigView {
             gateway: cfg.gateway().ok().map(|g| g.to_string()),
+            alternates: cfg
+                .gateways()
+                .map(|all| all.iter().skip(1).map(ToString::to_string).collect())
+                .unwrap_or_default(),
             host_key: cfg.host_key_pin().map(str::to_string),
             registry: cfg.registry_url().map(str::to_string),
         }
@@ -78,7 +85,7 @@ impl ConfigView {
 
 /// Something the user is told that is not an error of the current action.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Notice {
+pub(crate) enum Notice {
     /// The passphrase was stored in the credential store.
     Remembered,
     /// The remembered passphrase was removed.
@@ -89,7 +96,7 @@ pub enum Notice {
 
 /// A result sent from the backend to the UI.
 #[derive(Clone, Debug)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The tunnel of run `run` changed state.
     Tunnel {
         /// Which Connect this belongs to.
@@ -131,6 +138,9 @@ pub enum Outcome {
     DoctorDone(Report),
     /// Help → Export logs: the bundle written (and the doctor's summary).
     LogsExported(Result<(PathBuf, String), Problem>),
+    /// Key → Enroll with an invite finished: fingerprint and `pending` or
+    /// `approved`.
+    Enrolled(Result<Enrolled, Problem>),
 }
 
 struct Running {
@@ -143,7 +153,7 @@ struct Running {
 }
 
 /// The app's worker: a tokio runtime and the state shared with its tasks.
-pub struct Backend {
+pub(crate) struct Backend {
     /// Kept to shut it down with a time limit on drop.
     runtime: Option<tokio::runtime::Runtime>,
     rt: tokio::runtime::Handle,
@@ -181,6 +191,22 @@ fn store_problem(e: &StoreError) -> Problem {
     Problem::from_error(&e.to_client_error())
 }
 
+/// Read `config.toml` and the key's public facts ([`Outcome::Config`],
+/// [`Outcome::Key`]).
+async fn send_state(home: Home, reply: &Reply) {
+    let Some((cfg, key)) = blocking(move || {
+        let cfg = Config::load(&home).map(|c| ConfigView::of(&c));
+        let key = keystore::read_public(&home).map(|k| KeyView::of(&k));
+        (cfg, key)
+    })
+    .await
+    else {
+        return;
+    };
+    reply.send(Outcome::Config(cfg.map_err(|e| problem(&e))));
+    reply.send(Outcome::Key(key.map_err(|e| problem(&e))));
+}
+
 /// Run a blocking job on the runtime's blocking pool (`None` if it panicked).
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
     tokio::task::spawn_blocking(f).await.ok()
@@ -190,7 +216,7 @@ impl Backend {
     /// A backend for `home` with its own runtime (two worker threads).
     /// `preset` is a passphrase given to the process (`PRA_PASSPHRASE`),
     /// used whenever none is typed.
-    pub fn new(
+    pub(crate) fn new(
         home: Home,
         store: Arc<dyn SecretStore>,
         timing: Timing,
@@ -219,12 +245,12 @@ impl Backend {
     }
 
     /// The client's folder.
-    pub fn home(&self) -> &Home {
+    pub(crate) fn home(&self) -> &Home {
         &self.home
     }
 
     /// Everything that arrived since the last call.
-    pub fn poll(&self) -> Vec<Outcome> {
+    pub(crate) fn poll(&self) -> Vec<Outcome> {
         self.rx.try_iter().collect()
     }
 
@@ -237,25 +263,13 @@ impl Backend {
 
     /// Read `config.toml` and the key's public facts ([`Outcome::Config`],
     /// [`Outcome::Key`]).
-    pub fn refresh(&self) {
+    pub(crate) fn refresh(&self) {
         let (home, reply) = (self.home.clone(), self.reply());
-        self.rt.spawn(async move {
-            let Some((cfg, key)) = blocking(move || {
-                let cfg = Config::load(&home).map(|c| ConfigView::of(&c));
-                let key = keystore::read_public(&home).map(|k| KeyView::of(&k));
-                (cfg, key)
-            })
-            .await
-            else {
-                return;
-            };
-            reply.send(Outcome::Config(cfg.map_err(|e| problem(&e))));
-            reply.send(Outcome::Key(key.map_err(|e| problem(&e))));
-        });
+        self.rt.spawn(async move { send_state(home, &reply).await });
     }
 
     /// True while a tunnel runs (connecting, connected or reconnecting).
-    pub fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         self.lock_running().is_some()
     }
 
@@ -269,7 +283,7 @@ impl Backend {
     /// or the remembered one is used; if there is none the answer is
     /// [`Outcome::NeedPassphrase`]. With `remember`
     /// the passphrase is stored after the key opened with it.
-    pub fn connect(&self, pass: Option<Passphrase>, remember: bool) {
+    pub(crate) fn connect(&self, pass: Option<Passphrase>, remember: bool) {
         if self.is_running() {
             return;
         }
@@ -321,7 +335,7 @@ impl Backend {
     }
 
     /// Disconnect the running tunnel (orderly; [`Outcome::TunnelEnded`] follows).
-    pub fn disconnect(&self) {
+    pub(crate) fn disconnect(&self) {
         if let Some(r) = self.lock_running().as_ref() {
             r.cancel.cancel();
         }
@@ -329,7 +343,7 @@ impl Backend {
 
     /// Disconnect and wait (at most `limit`) until the tunnel has closed its
     /// forwards and said goodbye to the gateway. For Quit.
-    pub fn shutdown(&self, limit: Duration) {
+    pub(crate) fn shutdown(&self, limit: Duration) {
         let task = self.lock_running().take().map(|r| {
             r.cancel.cancel();
             r.task
@@ -342,7 +356,7 @@ impl Backend {
     }
 
     /// Forget the remembered passphrase of the stored key.
-    pub fn forget_passphrase(&self) {
+    pub(crate) fn forget_passphrase(&self) {
         let (home, store, reply) = (self.home.clone(), self.store.clone(), self.reply());
         self.rt.spawn(async move {
             let r = blocking(move || {
@@ -361,12 +375,12 @@ impl Backend {
     }
 
     /// Settings → Server: validate and save (what `pra server set` does).
-    pub fn save_server(&self, address: String, host_key: Option<String>) {
+    pub(crate) fn save_server(&self, address: String, host_key: Option<String>) {
         let (home, reply) = (self.home.clone(), self.reply());
         self.rt.spawn(async move {
             let home2 = home.clone();
             let r = blocking(move || {
-                pra_client::commands::server::apply(&home2, &address, host_key.as_deref())
+                pra_client::config::set_gateway(&home2, &address, host_key.as_deref())
             })
             .await;
             let Some(r) = r else { return };
@@ -381,7 +395,7 @@ impl Backend {
     }
 
     /// Key → Generate (what `pra keygen` does; `force` replaces a key).
-    pub fn generate(&self, user: String, pass: Passphrase, again: Passphrase, force: bool) {
+    pub(crate) fn generate(&self, user: String, pass: Passphrase, again: Passphrase, force: bool) {
         let (home, store, reply) = (self.home.clone(), self.store.clone(), self.reply());
         self.rt.spawn(async move {
             let r = blocking(move || -> ClientResult<KeyView> {
@@ -407,7 +421,7 @@ impl Backend {
     }
 
     /// Key → Export public key (the hand-over file of `pra key export FILE`).
-    pub fn export(&self, path: PathBuf) {
+    pub(crate) fn export(&self, path: PathBuf) {
         let (home, reply) = (self.home.clone(), self.reply());
         self.rt.spawn(async move {
             let r = blocking(move || keystore::export_public(&home, &path).map(|_| path)).await;
@@ -419,7 +433,7 @@ impl Backend {
 
     /// Key → Submit to registry (what `pra key submit` does). With `pass`
     /// `None` the remembered passphrase is used.
-    pub fn submit(&self, url: String, pass: Option<Passphrase>) {
+    pub(crate) fn submit(&self, url: String, pass: Option<Passphrase>) {
         let pass = pass.or_else(|| self.preset.clone());
         let (home, store, reply) = (self.home.clone(), self.store.clone(), self.reply());
         self.rt.spawn(async move {
@@ -439,7 +453,7 @@ impl Backend {
     }
 
     /// Key → Show key state: ask the registry at `url` (signed with the key).
-    pub fn key_status(&self, url: String, pass: Option<Passphrase>) {
+    pub(crate) fn key_status(&self, url: String, pass: Option<Passphrase>) {
         let pass = pass.or_else(|| self.preset.clone());
         let (home, store, reply) = (self.home.clone(), self.store.clone(), self.reply());
         self.rt.spawn(async move {
@@ -447,7 +461,12 @@ impl Backend {
                 let info = keystore::read_public(&home)?;
                 let pass = passphrase_for(&home, &*store, pass)?;
                 let key = keystore::load(&home, &pass)?;
-                registry_client::key_status(&url, &key, &info.meta.user)
+                // the CA remembered with this URL (`pra key submit --ca`)
+                let cfg = Config::load(&home)?;
+                let ca = cfg
+                    .registry_ca()
+                    .filter(|_| cfg.registry_url() == Some(url.as_str()));
+                registry_client::key_status_with_ca(&url, ca, &key, &info.meta.user)
             })
             .await;
             if let Some(r) = r {
@@ -458,6 +477,67 @@ impl Backend {
 }
 
 impl Backend {
+    /// Key → Enroll with an invite (what `pra enroll INVITE` does, on the
+    /// blocking pool): a new key's passphrase is `pass`, confirmed by
+    /// `again`; for a key of the invite's user already here, `pass` is its
+    /// passphrase (empty: the preset or remembered one). With `remember`
+    /// the passphrase is stored for the enrolled key; one remembered for a
+    /// key this replaced is dropped. [`Outcome::Enrolled`] follows, then the
+    /// new config and key.
+    pub(crate) fn enroll(
+        &self,
+        invite: String,
+        pass: Passphrase,
+        again: Passphrase,
+        remember: bool,
+        force: bool,
+    ) {
+        let preset = self.preset.clone();
+        let (home, store, reply) = (self.home.clone(), self.store.clone(), self.reply());
+        self.rt.spawn(async move {
+            let home2 = home.clone();
+            let r = blocking(move || -> ClientResult<(Enrolled, Option<Notice>)> {
+                let old = keystore::read_public(&home2).ok().map(|k| k.fingerprint());
+                let mut used = None;
+                let done = enroll::enroll(&home2, &invite, force, |new| {
+                    let p = if new {
+                        passphrase::confirm_entries(passphrase::require_nonempty(pass)?, &again)?
+                    } else {
+                        let typed = (!pass.is_empty()).then_some(pass).or(preset);
+                        passphrase_for(&home2, &*store, typed)?
+                    };
+                    used = Some(p.clone());
+                    Ok(p)
+                })?;
+                if let Some(old) = old.filter(|fp| *fp != done.fingerprint) {
+                    // A passphrase remembered for the replaced key is useless now.
+                    let _ = store.delete(&old);
+                }
+                let notice = match used {
+                    Some(p) if remember => Some(match store.set(&done.fingerprint, &p) {
+                        Ok(()) => Notice::Remembered,
+                        Err(e) => Notice::Store(store_problem(&e)),
+                    }),
+                    _ => None,
+                };
+                Ok((done, notice))
+            })
+            .await;
+            let Some(r) = r else { return };
+            let r = match r {
+                Ok((done, notice)) => {
+                    if let Some(n) = notice {
+                        reply.send(Outcome::Notice(n));
+                    }
+                    Ok(done)
+                }
+                Err(e) => Err(problem(&e)),
+            };
+            reply.send(Outcome::Enrolled(r));
+            send_state(home, &reply).await;
+        });
+    }
+
     /// How the doctor gets the key: the given / preset / remembered
     /// passphrase, else the key checks are skipped (the app never blocks on
     /// a prompt).
@@ -484,7 +564,7 @@ impl Backend {
 
     /// Help → Run diagnostics: [`Outcome::DoctorCheck`] per check as it
     /// completes, then [`Outcome::DoctorDone`]. Every line goes to User.log.
-    pub fn doctor(&self, pass: Option<Passphrase>) {
+    pub(crate) fn doctor(&self, pass: Option<Passphrase>) {
         let access = self.key_access(pass);
         let (home, timing, reply) = (self.home.clone(), self.timing.clone(), self.reply());
         self.rt.spawn(async move {
@@ -502,7 +582,7 @@ impl Backend {
 
     /// Help → Export logs: a fresh doctor report, then the helpdesk bundle
     /// (what `pra logs export FILE` writes).
-    pub fn export_logs(&self, path: PathBuf, pass: Option<Passphrase>) {
+    pub(crate) fn export_logs(&self, path: PathBuf, pass: Option<Passphrase>) {
         let access = self.key_access(pass);
         let (home, timing, reply) = (self.home.clone(), self.timing.clone(), self.reply());
         self.rt.spawn(async move {
@@ -511,7 +591,7 @@ impl Backend {
             };
             let report = run_doctor(&home, key, timing, |_| {}).await;
             let r = blocking(move || {
-                let b = logging::export_bundle(&home, &path, &report)?;
+                let b = pra_client::bundle::export_bundle(&home, &path, &report)?;
                 logging::user_line(&format!("log bundle written: {}", b.path.display()));
                 Ok::<_, ClientError>((b.path, report.summary()))
             })
@@ -642,12 +722,8 @@ fn prepare(
         None
     };
     drop(pass);
-    match pra_client::commands::connect::tunnel_config_with_key(
-        home,
-        &cfg,
-        info.meta.user.clone(),
-        key,
-    ) {
+    match pra_client::tunnel::setup::tunnel_config_with_key(home, &cfg, info.meta.user.clone(), key)
+    {
         Ok(mut tc) => {
             tc.timing = timing;
             Prepared::Ready {

@@ -13,7 +13,7 @@ use pra_client::passphrase::Passphrase;
 use pra_proto::codes::Code;
 
 /// Service name of the entries.
-pub const SERVICE: &str = "PRA";
+pub(crate) const SERVICE: &str = "PRA";
 
 /// Why the credential store could not be used. The text never holds a secret.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -28,7 +28,7 @@ pub enum StoreError {
 
 impl StoreError {
     /// The one line shown to the user (`WAR(10230) …: fix`).
-    pub fn to_client_error(&self) -> ClientError {
+    pub(crate) fn to_client_error(&self) -> ClientError {
         ClientError::new(Code::CredentialStore, self.to_string())
     }
 }

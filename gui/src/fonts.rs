@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 /// A font file and the face in it to use (`.ttc` collections hold several).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Candidate {
+pub(crate) struct Candidate {
     /// Where the file is on a standard installation.
     pub path: PathBuf,
     /// Face index (the Japanese face in pan-CJK collections).
@@ -24,7 +24,7 @@ pub struct Candidate {
 pub struct CjkFont {
     /// Where it came from.
     pub path: PathBuf,
-    /// Face index.
+    /// Face index in a `.ttc` collection.
     pub index: u32,
     /// The file's bytes.
     pub bytes: Arc<Vec<u8>>,
@@ -41,7 +41,7 @@ impl std::fmt::Debug for CjkFont {
 }
 
 /// Name under which the font is registered with egui.
-pub const FONT_NAME: &str = "system-cjk";
+pub(crate) const FONT_NAME: &str = "system-cjk";
 
 fn c(path: impl Into<PathBuf>, index: u32) -> Candidate {
     Candidate {
@@ -52,7 +52,7 @@ fn c(path: impl Into<PathBuf>, index: u32) -> Candidate {
 
 /// The places to look, best first, for this OS. `windir` is `%WINDIR%` on
 /// Windows (usually `C:\Windows`).
-pub fn candidates(os: Os, windir: Option<&Path>) -> Vec<Candidate> {
+pub(crate) fn candidates(os: Os, windir: Option<&Path>) -> Vec<Candidate> {
     match os {
         Os::Windows => {
             let fonts = windir.unwrap_or(Path::new(r"C:\Windows")).join("Fonts");
@@ -63,7 +63,7 @@ pub fn candidates(os: Os, windir: Option<&Path>) -> Vec<Candidate> {
                 c(fonts.join("msgothic.ttc"), 0),
             ]
         }
-        Os::MacOs => vec![
+        Os::Mac => vec![
             c("/System/Library/Fonts/ヒラギノ角ゴシック W3.ttc", 0),
             c("/System/Library/Fonts/Hiragino Sans GB.ttc", 0),
             c("/System/Library/Fonts/ヒラギノ丸ゴ ProN W4.ttc", 0),
@@ -92,22 +92,20 @@ pub fn candidates(os: Os, windir: Option<&Path>) -> Vec<Candidate> {
 
 /// The OS families with their own font folders.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Os {
-    /// Windows.
+pub(crate) enum Os {
     Windows,
-    /// macOS.
-    MacOs,
+    Mac,
     /// Linux and the BSDs.
     Unix,
 }
 
 impl Os {
     /// The OS this program runs on.
-    pub fn current() -> Os {
+    pub(crate) fn current() -> Os {
         if cfg!(windows) {
             Os::Windows
         } else if cfg!(target_os = "macos") {
-            Os::MacOs
+            Os::Mac
         } else {
             Os::Unix
         }
@@ -127,7 +125,7 @@ pub fn find() -> Option<CjkFont> {
 }
 
 /// The first candidate that exists and is a TrueType/OpenType file.
-pub fn find_in(list: &[Candidate]) -> Option<CjkFont> {
+pub(crate) fn find_in(list: &[Candidate]) -> Option<CjkFont> {
     for cand in list {
         let Ok(bytes) = std::fs::read(&cand.path) else {
             continue;
@@ -146,7 +144,7 @@ pub fn find_in(list: &[Candidate]) -> Option<CjkFont> {
 }
 
 /// TrueType/OpenType/collection magic numbers (pure).
-pub fn looks_like_font(bytes: &[u8]) -> bool {
+pub(crate) fn looks_like_font(bytes: &[u8]) -> bool {
     matches!(
         bytes.get(..4),
         Some(b"ttcf") | Some(b"OTTO") | Some(b"true") | Some([0, 1, 0, 0])
@@ -155,7 +153,7 @@ pub fn looks_like_font(bytes: &[u8]) -> bool {
 
 /// Add the font to egui as the last fallback of both families, so Latin
 /// text keeps egui's own look.
-pub fn install(ctx: &egui::Context, font: &CjkFont) {
+pub(crate) fn install(ctx: &egui::Context, font: &CjkFont) {
     let data = egui::FontData::from_blob(font.bytes.clone(), font.index);
     let families = [egui::FontFamily::Proportional, egui::FontFamily::Monospace]
         .into_iter()
@@ -178,7 +176,7 @@ mod tests {
         assert!(win[0].path.starts_with(r"D:\Win"), "{win:?}");
         assert!(win.iter().any(|c| c.path.ends_with("meiryo.ttc")));
         assert!(
-            candidates(Os::MacOs, None)
+            candidates(Os::Mac, None)
                 .iter()
                 .any(|c| c.path.to_string_lossy().contains("ヒラギノ"))
         );

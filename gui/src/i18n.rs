@@ -11,7 +11,6 @@ use pra_proto::codes::Code;
 /// A UI language.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Lang {
-    /// English.
     En,
     /// Japanese (needs a CJK font, see [`crate::fonts`]).
     Ja,
@@ -50,16 +49,17 @@ macro_rules! messages {
     ($( $(#[$doc:meta])* $key:ident => ($en:expr, $ja:expr), )*) => {
         /// A fixed UI text; [`Msg::text`] gives it in a language.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum Msg {
+        pub(crate) enum Msg {
             $( $(#[$doc])* $key, )*
         }
 
         impl Msg {
             /// Every message (tests check both languages of each).
-            pub const ALL: &'static [Msg] = &[ $( Msg::$key, )* ];
+            #[cfg(test)]
+            const ALL: &'static [Msg] = &[ $( Msg::$key, )* ];
 
             /// The text in `lang`.
-            pub fn text(self, lang: Lang) -> &'static str {
+            pub(crate) fn text(self, lang: Lang) -> &'static str {
                 match (self, lang) {
                     $( (Msg::$key, Lang::En) => $en, (Msg::$key, Lang::Ja) => $ja, )*
                 }
@@ -70,77 +70,47 @@ macro_rules! messages {
 
 messages! {
     // Menus.
-    /// Menu.
     MenuSettings => ("Settings", "設定"),
-    /// Menu item.
     MenuServer => ("Server…", "サーバー…"),
-    /// Submenu.
     MenuLanguage => ("Language", "言語"),
-    /// Language choice.
     LangAuto => ("Automatic (from the system)", "自動 (システムの設定)"),
-    /// Menu.
     MenuKey => ("Key", "鍵"),
-    /// Menu item.
     MenuGenerate => ("Generate…", "生成…"),
-    /// Menu item.
     MenuExport => ("Export public key…", "公開鍵をエクスポート…"),
-    /// Menu item.
     MenuSubmit => ("Submit to registry…", "レジストリへ送信…"),
-    /// Menu item.
     MenuKeyState => ("Show key state…", "鍵の状態…"),
-    /// Menu.
     MenuHelp => ("Help", "ヘルプ"),
-    /// Menu item.
     MenuLogs => ("Export logs for helpdesk…", "ヘルプデスク用ログを出力…"),
-    /// Menu item.
     MenuDoctor => ("Run diagnostics…", "診断を実行…"),
-    /// Menu item.
     MenuAbout => ("About PRA", "PRA について"),
     /// Note when no CJK font exists.
     NoJapaneseFont => ("Japanese needs a Japanese font; none was found on this PC", "日本語フォントが見つかりません"),
 
     // Main window.
-    /// Button.
     Connect => ("Connect", "接続"),
-    /// Button.
     Disconnect => ("Disconnect", "切断"),
-    /// Status.
     StatusDisconnected => ("Disconnected", "未接続"),
-    /// Status.
     StatusConnecting => ("Connecting to {gateway} …", "{gateway} に接続しています…"),
-    /// Status.
     StatusConnected => ("Connected to {gateway}", "{gateway} に接続しました"),
     /// Status suffix with the account.
     StatusAs => (" as {user}", " (ユーザー {user})"),
-    /// Status.
     StatusReconnecting => ("Connection to {gateway} lost; reconnecting …", "{gateway} との接続が切れました。再接続しています…"),
-    /// Status detail.
     GatewayLine => ("Gateway: {gateway}", "ゲートウェイ: {gateway}"),
     /// Status detail without a gateway.
     NoGateway => ("No gateway set: open Settings > Server… and enter the address your administrator gave you.", "ゲートウェイが未設定です。設定 → サーバー… で管理者から伝えられたアドレスを入力してください。"),
-    /// Table heading.
     Forwards => ("Forwards", "転送"),
-    /// Column.
     ColRule => ("Rule", "ルール"),
-    /// Column.
     ColLocal => ("On this PC", "この PC"),
-    /// Column.
     ColTarget => ("Target", "転送先"),
-    /// Column.
     ColState => ("State", "状態"),
-    /// Empty table.
     NoForwards => ("The forwards appear here once connected.", "接続すると転送の一覧がここに表示されます。"),
-    /// Rule state.
     StateForwarding => ("forwarding", "転送中"),
-    /// Rule state.
     StateStopped => ("stopped", "停止"),
     /// Rule state with the holder.
     StatePortBusyBy => ("port busy: used by {holder}", "ポート使用中: {holder} が使用しています"),
     /// Rule state without a holder.
     StatePortBusy => ("port busy: used by another program", "ポート使用中: 他のプログラムが使用しています"),
-    /// Rule state.
     StatePortDenied => ("port not allowed: {reason}", "ポートを開けません: {reason}"),
-    /// Rule state.
     StateTargetRefused => ("target unreachable: {reason}", "転送先に接続できません: {reason}"),
     /// Heading of the error line.
     LastError => ("Last error", "最後のエラー"),
@@ -150,144 +120,106 @@ messages! {
     PinnedNotice => ("The gateway's host key {fingerprint} was pinned on first use: compare it with the fingerprint your administrator gave you.", "ゲートウェイのホスト鍵 {fingerprint} を初回接続で登録しました。管理者から伝えられたフィンガープリントと比べてください。"),
 
     // Common dialog words.
-    /// Button.
     Cancel => ("Cancel", "キャンセル"),
-    /// Button.
     Close => ("Close", "閉じる"),
-    /// Button.
     Save => ("Save", "保存"),
-    /// Busy indicator.
     Working => ("Working …", "処理中…"),
 
     // Passphrase dialog.
-    /// Dialog title.
     PassTitle => ("Passphrase", "パスフレーズ"),
-    /// Dialog text.
     PassPrompt => ("Passphrase of your key:", "鍵のパスフレーズ:"),
-    /// Checkbox.
     Remember => ("Remember on this PC", "この PC に記憶する"),
     /// Hint under the checkbox.
     RememberHint => ("Kept in the system's credential store; anyone using your Windows/desktop account can then connect.", "システムの資格情報ストアに保存されます。あなたのアカウントを使える人は接続できるようになります。"),
-    /// Notice after storing.
     Remembered => ("The passphrase is remembered on this PC.", "パスフレーズをこの PC に記憶しました。"),
-    /// Button.
     ForgetPass => ("Forget the remembered passphrase", "記憶したパスフレーズを消去"),
-    /// Notice.
     Forgotten => ("The remembered passphrase was removed.", "記憶したパスフレーズを消去しました。"),
 
     // Server dialog.
-    /// Dialog title.
     ServerTitle => ("Server", "サーバー"),
-    /// Field.
     ServerAddress => ("Gateway address (HOST or HOST:PORT)", "ゲートウェイのアドレス (HOST または HOST:PORT)"),
-    /// Field.
     ServerHostKey => ("Pinned host key (SHA256:…)", "登録済みホスト鍵 (SHA256:…)"),
-    /// Hint.
     ServerHostKeyHint => ("Empty: keep the current pin, or pin the key on the first connection.", "空欄: 現在の登録を維持、または初回接続時に登録します。"),
-    /// Done.
+    ServerAlternates => ("Also tried, in this order, when it cannot be reached (kept when you save): {gateways}", "接続できないときは次の順に試します (保存しても残ります): {gateways}"),
     ServerSaved => ("Saved.", "保存しました。"),
 
     // Key generation.
-    /// Dialog title.
     GenTitle => ("Generate key", "鍵の生成"),
-    /// Field.
     GenUser => ("Account name (from your administrator)", "アカウント名 (管理者から)"),
-    /// Field.
     GenPass => ("Passphrase", "パスフレーズ"),
-    /// Field.
     GenPassAgain => ("Passphrase again", "パスフレーズ (確認)"),
-    /// Checkbox.
     GenForce => ("Replace the existing key (the new one must be approved again)", "既存の鍵を置き換える (新しい鍵は再承認が必要)"),
-    /// Existing key.
     GenExisting => ("A key exists: {fingerprint} ({user})", "鍵があります: {fingerprint} ({user})"),
-    /// Button.
     GenButton => ("Generate", "生成"),
-    /// Result.
     GenDone => ("Created the key of {user}. Fingerprint:", "{user} の鍵を作成しました。フィンガープリント:"),
-    /// Next step.
     GenNext => ("Next: Key > Submit to registry… or Key > Export public key… for your administrator.", "次に: 鍵 → レジストリへ送信… または 鍵 → 公開鍵をエクスポート… で管理者に渡してください。"),
 
     // Export.
-    /// Dialog title.
     ExportTitle => ("Export public key", "公開鍵のエクスポート"),
-    /// Field.
     ExportFile => ("File", "ファイル"),
-    /// Button.
     ExportButton => ("Export", "エクスポート"),
-    /// Result.
     ExportDone => ("Wrote {path}: give this file to your administrator.", "{path} に書き出しました。このファイルを管理者に渡してください。"),
 
     // Submit.
-    /// Dialog title.
     SubmitTitle => ("Submit to registry", "レジストリへ送信"),
-    /// Field.
     RegistryUrl => ("Registry URL", "レジストリの URL"),
-    /// Button.
     SubmitButton => ("Submit", "送信"),
-    /// Result.
     SubmitPending => ("Pending: ask your administrator to approve the key {fingerprint}, then connect.", "承認待ち: 管理者に鍵 {fingerprint} の承認を依頼し、その後接続してください。"),
-    /// Result.
     SubmitApproved => ("Approved: you can connect.", "承認済み: 接続できます。"),
 
     // Key state.
-    /// Dialog title.
     StateTitle => ("Key state", "鍵の状態"),
-    /// Row.
     KeyFingerprint => ("Fingerprint", "フィンガープリント"),
-    /// Row.
     KeyUser => ("Account", "アカウント"),
-    /// Row.
     KeyCreated => ("Created", "作成日時"),
-    /// Row.
     KeyBound => ("Bound to", "結び付いた PC"),
-    /// Row.
     KeyRegistry => ("In the registry", "レジストリ上"),
-    /// Button.
     AskRegistry => ("Ask the registry", "レジストリに問い合わせる"),
-    /// Registry status.
     KsPending => ("pending: waiting for the administrator's approval", "承認待ち"),
-    /// Registry status.
     KsApproved => ("approved", "承認済み"),
-    /// Registry status.
     KsRevoked => ("revoked: generate a new key and have it approved", "失効: 新しい鍵を生成して承認を受けてください"),
-    /// Registry status unknown.
     KsUnknown => ("not asked yet", "未確認"),
 
+    // Enrollment with an invite.
+    MenuEnroll => ("Enroll with an invite…", "招待で登録…"),
+    EnrollTitle => ("Enroll with an invite", "招待で登録"),
+    EnrollText => ("Paste the invite your administrator gave you (one line starting with pra-invite:).", "管理者から受け取った招待 (pra-invite: で始まる 1 行) を貼り付けてください。"),
+    EnrollInvite => ("Invite", "招待"),
+    /// Shown once the pasted invite parses, for the user to confirm.
+    EnrollCheck => ("For the account {user} at the gateway {gateway}, valid until {expires}.", "アカウント {user}、ゲートウェイ {gateway} 用 (有効期限 {expires})。"),
+    /// A key of the invite's user exists: it is handed over again.
+    EnrollReuse => ("The key {fingerprint} of {user} on this PC is handed over again; type its passphrase (empty: the remembered one).", "この PC にある {user} の鍵 {fingerprint} をもう一度渡します。そのパスフレーズを入力してください (空欄: 記憶したもの)。"),
+    EnrollButton => ("Enroll", "登録"),
+    EnrollWorking => ("Making the key and handing it over to the gateway …", "鍵を作成してゲートウェイに渡しています…"),
+    EnrollDone => ("Enrolled: the key of {user} was handed over to {gateway}. Fingerprint:", "登録しました: {user} の鍵を {gateway} に渡しました。フィンガープリント:"),
+    EnrollNextApproved => ("Next: press Connect.", "次に: 「接続」を押してください。"),
+    EnrollNextPending => ("Next: ask your administrator to approve the key, then press Connect.", "次に: 管理者に鍵の承認を依頼し、その後「接続」を押してください。"),
+    /// Main window, while this PC has no key.
+    NoKey => ("No key on this PC yet.", "この PC にはまだ鍵がありません。"),
+
     // Diagnostics.
-    /// Dialog title.
     DoctorTitle => ("Diagnostics", "診断"),
-    /// Button.
     DoctorRun => ("Run again", "再実行"),
-    /// Field.
     DoctorPass => ("Passphrase, for the key checks (empty: the remembered one, or skip them)", "パスフレーズ (鍵の確認用。空欄: 記憶したもの、なければ省略)"),
 
     // Logs.
-    /// Dialog title.
     LogsTitle => ("Export logs for helpdesk", "ヘルプデスク用ログの出力"),
-    /// Text.
     LogsText => ("One zip file with System.log, User.log, the settings (without secrets) and a fresh diagnostics report.", "System.log、User.log、設定 (秘密情報を除く) と最新の診断結果を 1 つの zip にまとめます。"),
-    /// Result.
     LogsDone => ("Wrote {path}: send this file to the helpdesk.", "{path} に書き出しました。このファイルをヘルプデスクに送ってください。"),
 
     // About.
-    /// Dialog title.
     AboutTitle => ("About PRA", "PRA について"),
-    /// Text.
     AboutText => ("SSH port forwarding for remote work.", "リモートワーク用 SSH ポート転送。"),
-    /// Label.
     Version => ("Version {version}", "バージョン {version}"),
-    /// Label.
     DataFolder => ("Data folder: {path}", "データフォルダー: {path}"),
 
     // Tray.
-    /// Tray menu.
     TrayOpen => ("Open window", "ウィンドウを開く"),
-    /// Tray menu.
     TrayQuit => ("Quit", "終了"),
 }
 
 /// Put `values` into the `{name}` placeholders of `template`.
-pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
+pub(crate) fn fill(template: &str, values: &[(&str, &str)]) -> String {
     let mut out = template.to_string();
     for (name, value) in values {
         out = out.replace(&format!("{{{name}}}"), value);
@@ -295,28 +227,10 @@ pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
     out
 }
 
-/// The `{name}` placeholders of a template, sorted (tests compare languages).
-pub fn placeholders(template: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        let after = &rest[start + 1..];
-        match after.find('}') {
-            Some(end) => {
-                out.push(after[..end].to_string());
-                rest = &after[end + 1..];
-            }
-            None => break,
-        }
-    }
-    out.sort();
-    out
-}
-
 /// The fix the app shows for `code`: in Japanese the app's translation; in
 /// English the app's wording where the library's generic fix names a CLI
 /// command, else `None` (use the library's fix, which may be more specific).
-pub fn code_fix(code: Code, lang: Lang) -> Option<&'static str> {
+pub(crate) fn code_fix(code: Code, lang: Lang) -> Option<&'static str> {
     match lang {
         Lang::Ja => fix_ja(code),
         Lang::En => fix_en_gui(code),
@@ -356,6 +270,13 @@ fn fix_en_gui(code: Code) -> Option<&'static str> {
         }
         Code::KeyRefused => {
             "submit the key with Key > Submit to registry… and ask your administrator to approve it"
+        }
+        Code::InviteExpired => "ask your administrator for a new invite",
+        Code::InviteUsed => {
+            "ask your administrator for a new invite; if you enrolled already, press Connect"
+        }
+        Code::EnrollFailed => {
+            "check that this PC's clock is right and try again; if it persists send Help > Export logs for helpdesk…"
         }
         _ => return None,
     })
@@ -432,8 +353,21 @@ fn fix_ja(code: Code) -> Option<&'static str> {
         Code::RegistryUrlInvalid => {
             "管理者から伝えられた URL を入力してください (例: https://registry.example.com)"
         }
-        Code::Reconnecting => {
+        Code::Reconnecting | Code::GatewayFailover => {
             "操作は不要です。ゲートウェイに届くようになると転送は自動で再開します"
+        }
+        Code::InviteMalformed => {
+            "管理者から送られた招待 (pra-invite: で始まる 1 行) を全体そのままコピーし直すか、新しい招待を依頼してください"
+        }
+        Code::InviteExpired | Code::InviteRevoked => "管理者に新しい招待を依頼してください",
+        Code::InviteUsed => {
+            "管理者に新しい招待を依頼してください。登録済みなら「接続」を押してください"
+        }
+        Code::InviteRefused => {
+            "招待がこのゲートウェイ用で全体がコピーされているか確認し、管理者に新しい招待を依頼してください。何度も失敗した場合は数分待ってください"
+        }
+        Code::EnrollFailed => {
+            "この PC の時計が正しいか確認して再試行してください。続く場合は ヘルプ → ヘルプデスク用ログを出力… を送ってください"
         }
         Code::CredentialStore => {
             "接続のたびにパスフレーズを入力してください。記憶させるにはデスクトップのキーリング (Secret Service / 資格情報マネージャー / キーチェーン) を起動・ロック解除してください"
@@ -446,23 +380,38 @@ fn fix_ja(code: Code) -> Option<&'static str> {
 mod tests {
     use super::*;
 
+    /// The `{name}` placeholders of a template, sorted (tests compare languages).
+    fn placeholders(template: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut rest = template;
+        while let Some(start) = rest.find('{') {
+            let after = &rest[start + 1..];
+            match after.find('}') {
+                Some(end) => {
+                    out.push(after[..end].to_string());
+                    rest = &after[end + 1..];
+                }
+                None => break,
+            }
+        }
+        out.sort();
+        out
+    }
+
     #[test]
     fn locales() {
-        for (locale, want) in [
-            ("ja_JP.UTF-8", Lang::Ja),
-            ("ja-JP", Lang::Ja),
-            ("ja", Lang::Ja),
-            ("JA_jp", Lang::Ja),
-            ("ja_JP.eucJP@calendar=japanese", Lang::Ja),
-            ("en_US.UTF-8", Lang::En),
-            ("en-GB", Lang::En),
-            ("de_DE", Lang::En),
-            ("C", Lang::En),
-            ("POSIX", Lang::En),
-            ("", Lang::En),
-            ("jav", Lang::En),
-        ] {
-            assert_eq!(Lang::from_locale(locale), want, "{locale}");
+        let japanese = [
+            "ja_JP.UTF-8",
+            "ja-JP",
+            "ja",
+            "JA_jp",
+            "ja_JP.eucJP@calendar=japanese",
+        ];
+        let english = ["en_US.UTF-8", "en-GB", "de_DE", "C", "POSIX", "", "jav"];
+        for (locales, want) in [(&japanese[..], Lang::Ja), (&english[..], Lang::En)] {
+            for locale in locales {
+                assert_eq!(Lang::from_locale(locale), want, "{locale}");
+            }
         }
     }
 

@@ -20,17 +20,14 @@ pub enum LangChoice {
     /// Follow the OS locale.
     #[default]
     Auto,
-    /// English.
     En,
-    /// Japanese.
     Ja,
 }
 
-/// `gui.toml`.
+/// `gui.toml` in the home: the app's own settings, apart from `config.toml`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GuiSettings {
-    /// UI language.
+pub(crate) struct GuiSettings {
     #[serde(default)]
     pub language: LangChoice,
 }
@@ -42,7 +39,7 @@ pub fn file(home: &Home) -> PathBuf {
 
 impl GuiSettings {
     /// Read `gui.toml`; a missing file gives the defaults.
-    pub fn load(home: &Home) -> Result<GuiSettings, String> {
+    pub(crate) fn load(home: &Home) -> Result<GuiSettings, String> {
         let path = file(home);
         match std::fs::read_to_string(&path) {
             Ok(text) => {
@@ -54,7 +51,7 @@ impl GuiSettings {
     }
 
     /// Write `gui.toml` (creating the home folder).
-    pub fn save(&self, home: &Home) -> Result<(), String> {
+    pub(crate) fn save(&self, home: &Home) -> Result<(), String> {
         home.ensure().map_err(|e| e.line())?;
         let text = toml::to_string(self).map_err(|e| e.to_string())?;
         let path = file(home);
@@ -64,7 +61,7 @@ impl GuiSettings {
 
 /// The language to show (pure): the choice, or the OS's for `Auto`; English
 /// when Japanese is asked for but no CJK font was found (boxes help nobody).
-pub fn effective_lang(choice: LangChoice, os: Lang, cjk_font: bool) -> Lang {
+pub(crate) fn effective_lang(choice: LangChoice, os: Lang, cjk_font: bool) -> Lang {
     let want = match choice {
         LangChoice::Auto => os,
         LangChoice::En => Lang::En,

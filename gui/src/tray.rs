@@ -1,6 +1,6 @@
 //! The tray icon (tray-icon crate): a round mark that shows the state
 //! (green connected, amber connecting/reconnecting, grey disconnected) and a
-//! menu Connect, Disconnect, Open window, Quit.
+//! menu Connect, Disconnect, Open window, Enroll with an invite…, Quit.
 //!
 //! On Linux tray-icon's `ksni` backend is used: a StatusNotifierItem served
 //! over D-Bus from its own thread, no GTK and no GTK main loop. It only shows
@@ -18,28 +18,29 @@ use tray_icon::{Icon, MouseButton, MouseButtonState, TrayIcon, TrayIconBuilder, 
 
 /// What the user chose in the tray.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TrayCommand {
-    /// Menu: Connect.
+pub(crate) enum TrayCommand {
     Connect,
-    /// Menu: Disconnect.
     Disconnect,
     /// Menu: Open window, or a click on the icon.
     Open,
-    /// Menu: Quit.
+    /// Menu: Enroll with an invite… (opens the window with the dialog).
+    Enroll,
     Quit,
 }
 
 const ID_CONNECT: &str = "pra-connect";
 const ID_DISCONNECT: &str = "pra-disconnect";
 const ID_OPEN: &str = "pra-open";
+const ID_ENROLL: &str = "pra-enroll";
 const ID_QUIT: &str = "pra-quit";
 
 /// The command of a menu item id (pure).
-pub fn command_of(id: &str) -> Option<TrayCommand> {
+pub(crate) fn command_of(id: &str) -> Option<TrayCommand> {
     match id {
         ID_CONNECT => Some(TrayCommand::Connect),
         ID_DISCONNECT => Some(TrayCommand::Disconnect),
         ID_OPEN => Some(TrayCommand::Open),
+        ID_ENROLL => Some(TrayCommand::Enroll),
         ID_QUIT => Some(TrayCommand::Quit),
         _ => None,
     }
@@ -50,11 +51,7 @@ pub const ICON_SIZE: u32 = 32;
 
 /// RGBA pixels of the round state mark (pure; also the window icon).
 pub fn icon_rgba(tone: Tone) -> Vec<u8> {
-    let (r, g, b) = match tone {
-        Tone::Good => (0x2e, 0x9d, 0x4a),
-        Tone::Busy | Tone::Warn => (0xe0, 0x9b, 0x16),
-        Tone::Off => (0x80, 0x86, 0x8c),
-    };
+    let (r, g, b) = crate::view::tone_rgb(tone);
     let n = ICON_SIZE as usize;
     let c = (n as f32 - 1.0) / 2.0;
     let outer = n as f32 / 2.0 - 1.0;
@@ -73,11 +70,12 @@ pub fn icon_rgba(tone: Tone) -> Vec<u8> {
 }
 
 /// The tray icon and its menu.
-pub struct Tray {
+pub(crate) struct Tray {
     icon: TrayIcon,
     connect: MenuItem,
     disconnect: MenuItem,
     open: MenuItem,
+    enroll: MenuItem,
     quit: MenuItem,
     rx: mpsc::Receiver<TrayCommand>,
     /// What the tray shows now (icon tone, tooltip, running).
@@ -87,11 +85,12 @@ pub struct Tray {
 impl Tray {
     /// Create the icon; `wake` is called after each tray event so the app
     /// looks at [`Tray::poll`] even while its window is hidden.
-    pub fn new(lang: Lang, wake: Arc<dyn Fn() + Send + Sync>) -> Result<Tray, String> {
+    pub(crate) fn new(lang: Lang, wake: Arc<dyn Fn() + Send + Sync>) -> Result<Tray, String> {
         host_available()?;
         let connect = MenuItem::with_id(ID_CONNECT, Msg::Connect.text(lang), true, None);
         let disconnect = MenuItem::with_id(ID_DISCONNECT, Msg::Disconnect.text(lang), false, None);
         let open = MenuItem::with_id(ID_OPEN, Msg::TrayOpen.text(lang), true, None);
+        let enroll = MenuItem::with_id(ID_ENROLL, Msg::MenuEnroll.text(lang), true, None);
         let quit = MenuItem::with_id(ID_QUIT, Msg::TrayQuit.text(lang), true, None);
         let menu = Menu::new();
         menu.append_items(&[
@@ -99,6 +98,7 @@ impl Tray {
             &disconnect,
             &PredefinedMenuItem::separator(),
             &open,
+            &enroll,
             &quit,
         ])
         .map_err(|e| e.to_string())?;
@@ -137,6 +137,7 @@ impl Tray {
             connect,
             disconnect,
             open,
+            enroll,
             quit,
             rx,
             shown: None,
@@ -144,14 +145,14 @@ impl Tray {
     }
 
     /// Commands chosen since the last call.
-    pub fn poll(&self) -> Vec<TrayCommand> {
+    pub(crate) fn poll(&self) -> Vec<TrayCommand> {
         self.rx.try_iter().collect()
     }
 
     /// Show the state: icon colour, tooltip, which of Connect/Disconnect
     /// works. Only changes reach the tray (on Linux each is a D-Bus round
     /// trip to the tray's thread, so frames do not repeat them).
-    pub fn show(&mut self, tone: Tone, tooltip: &str, running: bool) {
+    pub(crate) fn show(&mut self, tone: Tone, tooltip: &str, running: bool) {
         let next = (tone, tooltip.to_string(), running);
         if self.shown.as_ref() == Some(&next) {
             return;
@@ -177,11 +178,12 @@ impl Tray {
     }
 
     /// Change the menu's language.
-    pub fn set_lang(&mut self, lang: Lang) {
+    pub(crate) fn set_lang(&mut self, lang: Lang) {
         self.shown = None;
         self.connect.set_text(Msg::Connect.text(lang));
         self.disconnect.set_text(Msg::Disconnect.text(lang));
         self.open.set_text(Msg::TrayOpen.text(lang));
+        self.enroll.set_text(Msg::MenuEnroll.text(lang));
         self.quit.set_text(Msg::TrayQuit.text(lang));
     }
 }
@@ -247,6 +249,7 @@ mod tests {
             (ID_CONNECT, TrayCommand::Connect),
             (ID_DISCONNECT, TrayCommand::Disconnect),
             (ID_OPEN, TrayCommand::Open),
+            (ID_ENROLL, TrayCommand::Enroll),
             (ID_QUIT, TrayCommand::Quit),
         ] {
             assert_eq!(command_of(id), Some(cmd));

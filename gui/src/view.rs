@@ -12,7 +12,7 @@ use pra_proto::codes::Code;
 pub enum Tone {
     /// Connected / forwarding.
     Good,
-    /// Connecting.
+    /// Connecting: amber, a disc with a hole.
     Busy,
     /// Reconnecting / a forward with a warning.
     Warn,
@@ -20,12 +20,19 @@ pub enum Tone {
     Off,
 }
 
+/// The colour of a tone, as RGB (window marks and the tray icon).
+pub(crate) fn tone_rgb(t: Tone) -> (u8, u8, u8) {
+    match t {
+        Tone::Good => (0x2e, 0x9d, 0x4a),
+        Tone::Busy | Tone::Warn => (0xe0, 0x9b, 0x16),
+        Tone::Off => (0x80, 0x86, 0x8c),
+    }
+}
+
 /// The status block at the top of the window.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StatusView {
-    /// Phase shown.
+pub(crate) struct StatusView {
     pub phase: Phase,
-    /// Colour.
     pub tone: Tone,
     /// "Connected to gw:10022 as alice".
     pub headline: String,
@@ -35,7 +42,7 @@ pub struct StatusView {
 
 /// The status of the app: `state` is the running (or last) tunnel's,
 /// `gateway` the configured address.
-pub fn status(lang: Lang, state: Option<&TunnelState>, gateway: Option<&str>) -> StatusView {
+pub(crate) fn status(lang: Lang, state: Option<&TunnelState>, gateway: Option<&str>) -> StatusView {
     let phase = state.map_or(Phase::Disconnected, |s| s.phase);
     let gw = state
         .map(|s| s.gateway.as_str())
@@ -74,10 +81,9 @@ pub fn status(lang: Lang, state: Option<&TunnelState>, gateway: Option<&str>) ->
 
 /// One row of the forwards table.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RowView {
-    /// Rule name.
+pub(crate) struct RowView {
     pub name: String,
-    /// `127.0.0.1:PORT`.
+    /// `127.0.0.1:PORT`: where programs on this PC connect.
     pub local: String,
     /// `HOST:PORT` seen from the gateway.
     pub target: String,
@@ -90,7 +96,7 @@ pub struct RowView {
 }
 
 /// The row of one forward.
-pub fn row(lang: Lang, r: &RuleState) -> RowView {
+pub(crate) fn row(lang: Lang, r: &RuleState) -> RowView {
     let warn = |code: Code, text: String| {
         (
             Tone::Warn,
@@ -134,10 +140,9 @@ pub fn row(lang: Lang, r: &RuleState) -> RowView {
 /// A failure to show: code, what happened (the library's specific text)
 /// and the library's fix; [`Problem::fix`] picks the app's wording.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    /// Stable code.
+pub(crate) struct Problem {
     pub code: Code,
-    /// What happened.
+    /// What happened, in the library's specific words (English).
     pub what: String,
     /// The library's fix.
     pub lib_fix: String,
@@ -145,7 +150,7 @@ pub struct Problem {
 
 impl Problem {
     /// From a library error.
-    pub fn from_error(e: &ClientError) -> Problem {
+    pub(crate) fn from_error(e: &ClientError) -> Problem {
         Problem {
             code: e.code(),
             what: e.to_string(),
@@ -154,7 +159,7 @@ impl Problem {
     }
 
     /// From the tunnel's error.
-    pub fn from_info(e: &ErrorInfo) -> Problem {
+    pub(crate) fn from_info(e: &ErrorInfo) -> Problem {
         Problem {
             code: e.code,
             what: e.what.clone(),
@@ -162,14 +167,14 @@ impl Problem {
         }
     }
 
-    /// `ERR(10193)`.
-    pub fn label(&self) -> String {
+    /// `ERR(10193)`: what the helpdesk asks for.
+    pub(crate) fn label(&self) -> String {
         self.code.label()
     }
 
     /// The fix in `lang`: Japanese from the app's table; English from the
     /// library unless its text sends the user to a terminal command.
-    pub fn fix(&self, lang: Lang) -> String {
+    pub(crate) fn fix(&self, lang: Lang) -> String {
         let app = code_fix(self.code, lang);
         match lang {
             Lang::Ja => app.unwrap_or(&self.lib_fix).to_string(),
@@ -178,8 +183,10 @@ impl Problem {
         }
     }
 
-    /// `ERR(10193) what: fix` in `lang` (logs, tooltips).
-    pub fn line(&self, lang: Lang) -> String {
+    /// `ERR(10193) what: fix` in `lang`: the app shows the parts apart; a
+    /// test pins that they make the library's one line.
+    #[cfg(test)]
+    fn line(&self, lang: Lang) -> String {
         pra_proto::codes::line(self.code, &self.what, &self.fix(lang))
     }
 }

@@ -156,6 +156,10 @@ codes! {
     /// The connection was lost and is being re-established.
     Reconnecting = (10220, War, "the connection to the gateway was lost; reconnecting",
         "nothing to do: forwards resume by themselves when the gateway is reachable again"),
+    /// One of several gateways could not be used (unreachable, timed out,
+    /// session lost); the client tries the next one.
+    GatewayFailover = (10221, War, "a gateway could not be used; the next gateway of the registry is tried",
+        "nothing to do while another gateway works; tell your administrator if one stays unreachable"),
     /// A key was submitted for an account the registry does not have (a
     /// typo in `pra keygen --user`); told only to the key's holder.
     AccountUnknown = (10226, Err, "the registry has no account with the name this key was made for",
@@ -186,6 +190,15 @@ codes! {
     /// The gateway accepted the invite but refused the key hand-over.
     EnrollFailed = (10255, Err, "the gateway refused the key hand-over (invalid request or proof, key already registered, or registry unavailable)",
         "check that this PC's clock is right and try again; if it persists send `pra logs export` to the helpdesk"),
+    /// The registry's HTTPS certificate does not verify against the
+    /// trusted roots (a private CA not given with `--ca`, the wrong CA, a
+    /// name mismatch, an expired certificate, or someone in between).
+    RegistryCertUntrusted = (10256, Err, "the registry's HTTPS certificate is not trusted",
+        "if your administrator runs the registry with its own CA, pass that CA's certificate: `pra key submit --registry URL --ca FILE` (PEM); otherwise check the URL and ask your administrator"),
+    /// The `--ca` file cannot be used (missing, unreadable, no PEM
+    /// certificate in it).
+    RegistryCaUnusable = (10257, Err, "the CA certificate file for the registry cannot be used",
+        "give the PEM file of the CA your administrator sent (it starts with -----BEGIN CERTIFICATE-----)"),
     /// The registry database cannot be opened or used (unreadable, not a
     /// database, damaged, or from a newer version). It is never replaced.
     RegistryDatabase = (10300, Err, "the registry database cannot be opened or used",
@@ -239,6 +252,22 @@ impl fmt::Display for Code {
 /// The one line a user sees: `ERR(10193) what happened: what to do`.
 pub fn line(code: Code, what: &str, fix: &str) -> String {
     format!("{} {what}: {fix}", code.label())
+}
+
+/// A command-line parser's rendered error (clap's) as the `what` of a
+/// [`line`]: its message up to the first blank line, joined into one line,
+/// without the `error: ` prefix.
+pub fn usage_reason(rendered: &str) -> String {
+    let joined = rendered
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    match joined.strip_prefix("error: ") {
+        Some(what) => what.to_string(),
+        None => joined,
+    }
 }
 
 #[cfg(test)]

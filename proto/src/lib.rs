@@ -10,6 +10,8 @@
 //! - [`invite`]: the `pra-invite:` string an admin hands to an employee.
 //! - [`proof`]: proof of key possession (SSHSIG) for registry requests.
 //! - [`sanitize`]: making network text safe for terminals and logs.
+//! - [`time`]: calendar dates for Unix times (UTC).
+//! - `rt` (feature `rt`): the binaries' stop signal and allocator tuning.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod api;
@@ -18,8 +20,11 @@ pub mod enroll;
 pub mod handover;
 pub mod invite;
 pub mod proof;
+#[cfg(feature = "rt")]
+pub mod rt;
 pub mod rules;
 pub mod sanitize;
+pub mod time;
 
 /// Default TCP port of the SSH gateway.
 pub const DEFAULT_GATEWAY_PORT: u16 = 10022;

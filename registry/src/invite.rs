@@ -1,64 +1,157 @@
 //! Enrollment invites on the admin side: `pra-registry invite create`,
-//! `list` and `revoke`. An invite names the account, the gateway
-//! address(es) and host-key fingerprint, and carries a one-time secret of
-//! which the store keeps only the SHA-256; the string format itself is
-//! [`pra_proto::invite`].
+//! `list` and `revoke`, and the admin page's Invites section, which both
+//! call [`InviteRequest::check`] and [`create`]. An invite names the
+//! account, the gateway address(es) and host-key fingerprint, and carries a
+//! one-time secret of which the store keeps only the SHA-256; the string
+//! format itself is [`pra_proto::invite`].
 
-use crate::cli::{Failure, Out, json, table, time};
 use crate::error::RegistryError;
-use crate::model::{Actor, InviteRecord, NewInvite};
+use crate::model::{Actor, InviteRecord, NewInvite, Timestamp};
 use crate::store::Store;
 use crate::validate;
 use base64::Engine;
-use clap::Subcommand;
-use pra_proto::codes::Code;
 use pra_proto::invite::{Invite, InviteSecret, VERSION};
 use serde::Serialize;
-use std::path::Path;
 
-/// How long an invite is valid unless `--expires` says otherwise.
+/// How long an invite is valid when nobody says (`invite create --expires`).
 pub const DEFAULT_EXPIRY: &str = "7d";
-
-/// `invite …`.
-#[derive(Debug, Subcommand)]
-pub enum InviteCommand {
-    /// Create a one-time invite for an existing user and print it (one
-    /// `pra-invite:…` line); only the secret's hash is kept.
-    Create {
-        /// The account the employee's key is enrolled for.
-        #[arg(long, value_name = "NAME")]
-        user: String,
-        /// Address employees reach the gateway at, HOST or HOST:PORT
-        /// (default port 10022); repeat for several gateways, tried in order
-        /// (default: this computer's host name).
-        #[arg(long = "gateway", value_name = "HOST[:PORT]")]
-        gateways: Vec<String>,
-        /// The invite is refused after this long (e.g. 2d, 12h).
-        #[arg(long, value_name = "DURATION", default_value = DEFAULT_EXPIRY)]
-        expires: String,
-        /// A key enrolled with this invite is approved at once (otherwise
-        /// it waits in `key list --status pending`).
-        #[arg(long)]
-        approve: bool,
-    },
-    /// List the invites: id, user, state, expiry (never their secrets).
-    List {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Withdraw an invite that was not used yet: it is refused from now on.
-    Revoke {
-        /// The invite's id, as `invite list` shows it.
-        id: String,
-    },
-}
 
 /// `invite list --json`.
 #[derive(Debug, Serialize)]
 pub struct InviteList {
     /// The invites, newest first.
     pub invites: Vec<InviteRecord>,
+}
+
+/// Which part of an [`InviteRequest`] a problem is with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// The account (`--user`).
+    User,
+    /// The gateway addresses (`--gateway`).
+    Gateways,
+    /// The lifetime (`--expires`).
+    Expires,
+}
+
+/// An invite as asked for, on the command line or in the admin page's
+/// form; not checked yet.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InviteRequest {
+    /// The account a key enrolled with it belongs to.
+    pub user: String,
+    /// `HOST[:PORT]` each; none: this computer's host name.
+    pub gateways: Vec<String>,
+    /// Lifetime, e.g. `2d` (see [`validate::duration`]).
+    pub expires: String,
+    /// A key enrolled with it is approved at once.
+    pub approve: bool,
+}
+
+/// A checked [`InviteRequest`], ready for [`create`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The account (a valid name; whether it exists, the store decides).
+    pub user: String,
+    /// `HOST:PORT` each, at least one.
+    pub gateways: Vec<String>,
+    /// Seconds from creation to expiry.
+    pub lifetime: i64,
+    /// A key enrolled with it is approved at once.
+    pub approve: bool,
+}
+
+impl InviteRequest {
+    /// Check every field; each problem comes with its field, in the order
+    /// user, gateways, expiry. Empty gateways become this computer's host
+    /// name (as `invite create` without `--gateway`).
+    pub fn check(&self) -> Result<Plan, Vec<(Field, RegistryError)>> {
+        let mut problems = Vec::new();
+        if let Err(e) = validate::user_name(&self.user) {
+            problems.push((Field::User, e));
+        }
+        let gateways = if self.gateways.is_empty() {
+            this_host().map(|h| vec![h])
+        } else {
+            Ok(self.gateways.clone())
+        }
+        .and_then(|all| {
+            all.iter()
+                .map(|g| gateway_address(g))
+                .collect::<Result<Vec<_>, _>>()
+        });
+        let gateways = gateways
+            .map_err(|e| problems.push((Field::Gateways, e)))
+            .ok();
+        let lifetime = validate::duration("--expires", &self.expires)
+            .map_err(|e| problems.push((Field::Expires, e)))
+            .ok();
+        match (gateways, lifetime) {
+            (Some(gateways), Some(lifetime)) if problems.is_empty() => Ok(Plan {
+                user: self.user.clone(),
+                gateways,
+                lifetime,
+                approve: self.approve,
+            }),
+            _ => Err(problems),
+        }
+    }
+}
+
+/// This computer's host name, the gateway address of an invite created
+/// without one.
+pub fn this_host() -> Result<String, RegistryError> {
+    match whoami::fallible::hostname() {
+        Ok(h) if validate::host(&h).is_ok() => Ok(h),
+        _ => Err(RegistryError::invalid(
+            "--gateway",
+            "this computer's host name is unknown or not a valid address; give the address \
+             employees reach the gateway at, HOST or HOST:PORT",
+        )),
+    }
+}
+
+fn random(len: usize) -> Result<Vec<u8>, RegistryError> {
+    let mut raw = vec![0u8; len];
+    getrandom::fill(&mut raw)
+        .map_err(|e| RegistryError::Database(format!("the OS random generator failed: {e}")))?;
+    Ok(raw)
+}
+
+/// Store a new invite for `plan` (audited `invite.create` as `actor`; the
+/// user must exist) and return it, secret included, to be shown once.
+/// `host_key` is the gateway host-key fingerprint employees will pin.
+pub fn create(
+    store: &Store,
+    host_key: &str,
+    plan: &Plan,
+    actor: &Actor,
+    now: Timestamp,
+) -> Result<Invite, RegistryError> {
+    let id: String = random(8)?.iter().map(|b| format!("{b:02x}")).collect();
+    let secret =
+        InviteSecret::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random(32)?));
+    let expires_at = now + plan.lifetime;
+    store.add_invite(
+        &NewInvite {
+            id: id.clone(),
+            user: plan.user.clone(),
+            secret_hash: secret.hash(),
+            gateways: plan.gateways.clone(),
+            approve: plan.approve,
+            expires_at,
+        },
+        actor,
+    )?;
+    Ok(Invite {
+        version: VERSION,
+        gateways: plan.gateways.clone(),
+        host_key: host_key.to_string(),
+        user: plan.user.clone(),
+        id,
+        secret,
+        expires_at,
+    })
 }
 
 /// A gateway address as written into an invite: `HOST:PORT` (the default
@@ -101,153 +194,6 @@ pub fn gateway_address(s: &str) -> Result<String, RegistryError> {
     Ok(format!("{host}:{port}"))
 }
 
-/// This computer's host name, for an invite created without `--gateway`.
-fn this_host() -> Result<String, Failure> {
-    match whoami::fallible::hostname() {
-        Ok(h) if validate::host(&h).is_ok() => Ok(h),
-        _ => Err(Failure::new(
-            Code::RegistryInvalid,
-            "this computer's host name is unknown or not a valid address",
-            "give the address employees reach the gateway at: --gateway HOST[:PORT]",
-        )),
-    }
-}
-
-fn random(len: usize) -> Result<Vec<u8>, Failure> {
-    let mut raw = vec![0u8; len];
-    getrandom::fill(&mut raw).map_err(|e| {
-        Failure::new(
-            Code::RegistryDatabase,
-            format!("the OS random generator failed: {e}"),
-            "try again",
-        )
-    })?;
-    Ok(raw)
-}
-
-/// `invite …`.
-pub fn command(
-    store: &dyn Store,
-    data: &Path,
-    c: InviteCommand,
-    actor: &Actor,
-    out: Out<'_>,
-    err: Out<'_>,
-) -> Result<std::io::Result<()>, Failure> {
-    let now = crate::model::now();
-    match c {
-        InviteCommand::Create {
-            user,
-            gateways,
-            expires,
-            approve,
-        } => {
-            validate::user_name(&user)?;
-            let gateways = if gateways.is_empty() {
-                vec![this_host()?]
-            } else {
-                gateways
-            };
-            let gateways = gateways
-                .iter()
-                .map(|g| gateway_address(g))
-                .collect::<Result<Vec<_>, _>>()?;
-            let expires_at = now + validate::duration("--expires", &expires)?;
-            let host_key = crate::gateway::hostkey::load_or_create(data)?;
-            let id: String = random(8)?.iter().map(|b| format!("{b:02x}")).collect();
-            let secret = InviteSecret::new(
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random(32)?),
-            );
-            store.add_invite(
-                &NewInvite {
-                    id: id.clone(),
-                    user: user.clone(),
-                    secret_hash: secret.hash(),
-                    gateways: gateways.clone(),
-                    approve,
-                    expires_at,
-                },
-                actor,
-            )?;
-            let invite = Invite {
-                version: VERSION,
-                gateways,
-                host_key: host_key.fingerprint(),
-                user: user.clone(),
-                id: id.clone(),
-                secret,
-                expires_at,
-            };
-            if let Err(e) = writeln!(out, "{}", invite.encode()) {
-                return Ok(Err(e));
-            }
-            let then = if approve {
-                "the key is approved at once"
-            } else {
-                "the key then waits for approval (`pra-registry key list --status pending`)"
-            };
-            Ok(writeln!(
-                err,
-                "invite {id} for {user} created, valid once until {}; it is shown only this \
-                 once: give it to the employee over a channel you trust; {then}",
-                time(expires_at)
-            ))
-        }
-        InviteCommand::List { json: true } => json(
-            out,
-            &InviteList {
-                invites: store.list_invites()?,
-            },
-        ),
-        InviteCommand::List { json: false } => {
-            let invites = store.list_invites()?;
-            if invites.is_empty() {
-                return Ok(writeln!(
-                    out,
-                    "no invites (create one with `pra-registry invite create --user NAME --gateway HOST`)"
-                ));
-            }
-            let rows = invites
-                .iter()
-                .map(|i| {
-                    vec![
-                        i.id.clone(),
-                        i.user.clone(),
-                        i.state(now).to_string(),
-                        if i.approve { "yes" } else { "no" }.to_string(),
-                        time(i.created_at),
-                        time(i.expires_at),
-                        i.used_fingerprint.clone().unwrap_or_default(),
-                    ]
-                })
-                .collect();
-            Ok(out.write_all(
-                table(
-                    &[
-                        "ID",
-                        "USER",
-                        "STATE",
-                        "APPROVE",
-                        "CREATED (UTC)",
-                        "EXPIRES (UTC)",
-                        "KEY",
-                    ],
-                    rows,
-                )
-                .as_bytes(),
-            ))
-        }
-        InviteCommand::Revoke { id } => {
-            let i = store.revoke_invite(&id, actor)?;
-            Ok(writeln!(
-                out,
-                "revoked invite {} of {} (it is refused from now on)",
-                i.id, i.user
-            ))
-        }
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -266,6 +212,46 @@ mod tests {
         }
         for bad in ["", "a b", "host:0", "host:99999", "[nothost]:1", "h:x"] {
             assert!(gateway_address(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn request(user: &str, gateways: &[&str], expires: &str) -> InviteRequest {
+        InviteRequest {
+            user: user.into(),
+            gateways: gateways.iter().map(|g| g.to_string()).collect(),
+            expires: expires.into(),
+            approve: true,
+        }
+    }
+
+    #[test]
+    fn requests_are_checked_field_by_field() {
+        let plan = request("alice", &["vpn.example.com", "10.1.2.3:2222"], "2d")
+            .check()
+            .unwrap();
+        assert_eq!(
+            plan,
+            Plan {
+                user: "alice".into(),
+                gateways: vec!["vpn.example.com:10022".into(), "10.1.2.3:2222".into()],
+                lifetime: 2 * 86_400,
+                approve: true,
+            }
+        );
+        // (request, fields with a problem)
+        for (r, fields) in [
+            (request("bad name", &["h"], "1d"), vec![Field::User]),
+            (request("alice", &["h:0"], "1d"), vec![Field::Gateways]),
+            (request("alice", &["h", "a b"], "1d"), vec![Field::Gateways]),
+            (request("alice", &["h"], "forever"), vec![Field::Expires]),
+            (request("alice", &["h"], "10s"), vec![Field::Expires]),
+            (
+                request("", &["h:x"], ""),
+                vec![Field::User, Field::Gateways, Field::Expires],
+            ),
+        ] {
+            let got: Vec<Field> = r.check().unwrap_err().into_iter().map(|(f, _)| f).collect();
+            assert_eq!(got, fields, "{r:?}");
         }
     }
 }

@@ -4,24 +4,6 @@
 use clap::Parser;
 use std::process::ExitCode;
 
-/// Keep freed memory in the process rather than handing it back to the OS
-/// at once: under bulk traffic glibc trimmed the heap after every burst of
-/// packet buffers and faulted the pages in again, a quarter of the
-/// gateway's CPU (docs/performance.md). A free heap top above 32 MiB is
-/// still given back.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn tune_allocator() {
-    // SAFETY: mallopt only sets glibc's malloc parameters; it runs first
-    // thing in main, before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn tune_allocator() {}
-
 /// Standard output that ends the process with status 0 when the pipe's
 /// reader has gone away, like every Unix tool, instead of an error line.
 struct QuietStdout {
@@ -52,7 +34,7 @@ impl std::io::Write for QuietStdout {
 }
 
 fn main() -> ExitCode {
-    tune_allocator();
+    pra_proto::rt::tune_allocator();
     let cli = match pra_registry::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -72,19 +54,12 @@ fn main() -> ExitCode {
             }
             // One line: clap's message (up to its first blank line) without
             // its "error: " prefix.
-            let text = e.render().to_string();
-            let joined = text
-                .lines()
-                .take_while(|l| !l.trim().is_empty())
-                .map(str::trim)
-                .collect::<Vec<_>>()
-                .join(" ");
-            let what = joined.strip_prefix("error: ").unwrap_or(&joined);
+            let what = pra_proto::codes::usage_reason(&e.render().to_string());
             eprintln!(
                 "{}",
                 pra_proto::codes::line(
                     pra_proto::codes::Code::RegistryInvalid,
-                    what,
+                    &what,
                     "see `pra-registry --help` (or `pra-registry COMMAND --help`)"
                 )
             );
@@ -124,7 +99,7 @@ fn main() -> ExitCode {
     let serve = matches!(cli.command, pra_registry::cli::Command::Serve(_));
     let mut out = QuietStdout { quiet_exit: !serve };
     let mut err = std::io::stderr();
-    match pra_registry::cli::run(cli, &mut out, &mut err) {
+    match pra_registry::commands::run(cli, &mut out, &mut err) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("{}", failure.line());

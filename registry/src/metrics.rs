@@ -86,62 +86,7 @@ impl Metrics {
             audit_queue: Gauge::default(),
             registry: Registry::default(),
         };
-        registry.register(
-            "build",
-            "Version of this pra-registry",
-            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
-        );
-        registry.register(
-            "sessions",
-            "Live SSH sessions on this gateway",
-            m.sessions.clone(),
-        );
-        registry.register("logins", "Logins by outcome and reason", m.logins.clone());
-        registry.register(
-            "forwards_opened",
-            "Forward channels opened to a rule's target",
-            m.forwards_opened.clone(),
-        );
-        registry.register(
-            "forwards_refused",
-            "Forward channels refused, by reason",
-            m.forwards_refused.clone(),
-        );
-        registry.register(
-            "forwarded_bytes",
-            "Forwarded bytes by direction (up: client to target), counted when a forward ends",
-            m.bytes.clone(),
-        );
-        registry.register(
-            "preauth_connections",
-            "TCP connections admitted before login",
-            m.preauth_connections.clone(),
-        );
-        registry.register(
-            "preauth_dropped",
-            "Connections dropped before login, by reason",
-            m.preauth_dropped.clone(),
-        );
-        registry.register(
-            "revocations",
-            "Live sessions ended because their access changed, by reason",
-            m.revocations.clone(),
-        );
-        registry.register(
-            "revocation_apply_seconds",
-            "From the gateway seeing a new registry revision to the session ended",
-            m.revocation_seconds.clone(),
-        );
-        registry.register(
-            "store_call_seconds",
-            "Duration of the gateway's store (database) calls",
-            m.store_seconds.clone(),
-        );
-        registry.register(
-            "audit_queue_depth",
-            "Audit writes waiting for the database",
-            m.audit_queue.clone(),
-        );
+        register(&mut registry, &m);
         Metrics { registry, ..m }
     }
 
@@ -187,6 +132,23 @@ impl Metrics {
     pub fn observe(h: &Histogram, d: Duration) {
         h.observe(d.as_secs_f64());
     }
+}
+
+/// Name, help and metric of every family, one a line.
+#[rustfmt::skip]
+fn register(r: &mut Registry, m: &Metrics) {
+    r.register("build", "Version of this pra-registry", Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]));
+    r.register("sessions", "Live SSH sessions on this gateway", m.sessions.clone());
+    r.register("logins", "Logins by outcome and reason", m.logins.clone());
+    r.register("forwards_opened", "Forward channels opened to a rule's target", m.forwards_opened.clone());
+    r.register("forwards_refused", "Forward channels refused, by reason", m.forwards_refused.clone());
+    r.register("forwarded_bytes", "Forwarded bytes by direction (up: client to target), counted when a forward ends", m.bytes.clone());
+    r.register("preauth_connections", "TCP connections admitted before login", m.preauth_connections.clone());
+    r.register("preauth_dropped", "Connections dropped before login, by reason", m.preauth_dropped.clone());
+    r.register("revocations", "Live sessions ended because their access changed, by reason", m.revocations.clone());
+    r.register("revocation_apply_seconds", "From the gateway seeing a new registry revision to the session ended", m.revocation_seconds.clone());
+    r.register("store_call_seconds", "Duration of the gateway's store (database) calls", m.store_seconds.clone());
+    r.register("audit_queue_depth", "Audit writes waiting for the database", m.audit_queue.clone());
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);

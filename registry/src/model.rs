@@ -113,6 +113,25 @@ pub struct RuleRecord {
     pub target_port: u16,
 }
 
+impl RuleRecord {
+    /// Rule `name` of `user`: 127.0.0.1:`local_port` to `target_host:target_port`.
+    pub fn new(
+        user: &str,
+        name: &str,
+        local_port: u16,
+        target_host: &str,
+        target_port: u16,
+    ) -> RuleRecord {
+        RuleRecord {
+            user: user.into(),
+            name: name.into(),
+            local_port,
+            target_host: target_host.into(),
+            target_port,
+        }
+    }
+}
+
 /// An admin API token (only its hash is stored).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRecord {
@@ -318,4 +337,27 @@ pub enum InviteRefusal {
     Revoked,
     /// Past its expiry.
     Expired,
+}
+
+/// An admin page sign-in session as stored, so that every `serve` on the
+/// same database knows it. It is keyed by the SHA-256 of the cookie value;
+/// the value itself is never stored. Times are milliseconds since the epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebSession {
+    /// SHA-256 of the cookie value, 64 hex digits.
+    pub id_hash: String,
+    /// Name of the admin token that signed in.
+    pub token_name: String,
+    /// SHA-256 of that token.
+    pub token_hash: String,
+    /// The synchronizer token every form of this session carries.
+    pub csrf: String,
+    /// Signed in over HTTPS: only accepted over HTTPS.
+    pub secure: bool,
+    /// When it signed in.
+    pub created_ms: i64,
+    /// Its last request.
+    pub last_seen_ms: i64,
+    /// The one-time message for the next page: (is it an error, text).
+    pub flash: Option<(bool, String)>,
 }

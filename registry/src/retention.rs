@@ -52,7 +52,7 @@ impl Default for Retention {
 
 /// One run: delete every event older than the cutoff, batch by batch.
 /// Returns how many were deleted.
-pub async fn run_once(store: &Arc<dyn Store>, r: &Retention) -> Result<u64, String> {
+pub async fn run_once(store: &Arc<Store>, r: &Retention) -> Result<u64, String> {
     let before = r.cutoff(now());
     let mut total = 0u64;
     loop {
@@ -89,7 +89,7 @@ pub async fn run_once(store: &Arc<dyn Store>, r: &Retention) -> Result<u64, Stri
 
 /// Run deletion every [`Retention::every`] until `stop` completes. A
 /// failed run (database unreachable) is logged and retried next time.
-pub async fn run(store: Arc<dyn Store>, r: Retention, stop: impl Future<Output = ()>) {
+pub async fn run(store: Arc<Store>, r: Retention, stop: impl Future<Output = ()>) {
     tokio::pin!(stop);
     loop {
         tokio::select! {

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// Default address of the SSH gateway.
 pub const DEFAULT_SSH_ADDR: &str = "0.0.0.0:10022";
@@ -113,27 +113,25 @@ impl Listeners {
 /// Serve until `shutdown` completes, then stop every server and return.
 pub async fn run(
     listeners: Listeners,
-    store: Arc<dyn Store>,
+    store: Arc<Store>,
     opts: ServeOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
+    // Cancelled at shutdown; each server waits on a child token.
+    let stop = CancellationToken::new();
 
     let mut servers = tokio::task::JoinSet::new();
     servers.spawn(api::serve(
         listeners.api,
         store.clone(),
         opts.api_config.clone(),
-        stopped(stop_rx.clone()),
+        stop.child_token().cancelled_owned(),
     ));
 
     // The SSH gateway, next to the API on the same store and shutdown.
     match (listeners.ssh, opts.gateway.clone()) {
         (Some(ssh), Some(config)) => {
-            let stop = stopped(stop_rx.clone());
+            let stop = stop.child_token().cancelled_owned();
             let store = store.clone();
             servers.spawn(async move {
                 gateway::run(ssh, store, config, stop)
@@ -146,7 +144,10 @@ pub async fn run(
 
     // Prometheus metrics on their own listener, on the same shutdown.
     if let Some(metrics) = listeners.metrics {
-        servers.spawn(crate::metrics::serve(metrics, stopped(stop_rx.clone())));
+        servers.spawn(crate::metrics::serve(
+            metrics,
+            stop.child_token().cancelled_owned(),
+        ));
     }
 
     // Old audit events go in the background, on the same shutdown.
@@ -154,7 +155,7 @@ pub async fn run(
         tokio::spawn(crate::retention::run(
             store.clone(),
             r,
-            stopped(stop_rx.clone()),
+            stop.child_token().cancelled_owned(),
         ))
     });
 
@@ -167,7 +168,7 @@ pub async fn run(
             tracing::error!("a server stopped unexpectedly; shutting down the others");
         }
     }
-    let _ = stop_tx.send(true);
+    stop.cancel();
     if let Some(task) = retention {
         let _ = task.await;
     }

@@ -8,9 +8,9 @@
 //! other input only sanitized and shortened.
 
 use crate::error::RegistryError;
-use crate::model::RuleRecord;
+use crate::model::{NewKey, RuleRecord};
 use base64::Engine as _;
-use pra_proto::api::{ApiErrorCode, Device};
+use pra_proto::api::{ApiErrorCode, Device, KeyStatus};
 use pra_proto::sanitize::{has_control, sanitize};
 use ssh_key::public::KeyData;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -37,6 +37,21 @@ pub struct ValidKey {
     pub algorithm: String,
     /// The parsed key.
     pub key: ssh_key::PublicKey,
+}
+
+// Built here, beside the validation it needs, so `model` stays below `validate`.
+impl NewKey {
+    /// A validated key of `user` from `device`, to be stored with `status`.
+    pub fn new(key: ValidKey, user: &str, device: Device, status: KeyStatus) -> NewKey {
+        NewKey {
+            fingerprint: key.fingerprint,
+            user: user.into(),
+            public_key: key.line,
+            algorithm: key.algorithm,
+            device,
+            status,
+        }
+    }
 }
 
 fn key_err(reason: impl Into<String>) -> RegistryError {

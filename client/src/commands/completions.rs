@@ -12,7 +12,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 /// `pra completions SHELL`.
-pub fn completions(shell: clap_complete::Shell) -> ClientResult<ExitCode> {
+pub(crate) fn completions(shell: clap_complete::Shell) -> ClientResult<ExitCode> {
     let mut cmd = Cli::command();
     let mut buf = Vec::new();
     clap_complete::generate(shell, &mut cmd, "pra", &mut buf);
@@ -20,7 +20,7 @@ pub fn completions(shell: clap_complete::Shell) -> ClientResult<ExitCode> {
 }
 
 /// `pra manpage`: `pra.1` in roff.
-pub fn manpage() -> ClientResult<ExitCode> {
+pub(crate) fn manpage() -> ClientResult<ExitCode> {
     let mut buf = Vec::new();
     clap_mangen::Man::new(Cli::command())
         .render(&mut buf)

@@ -29,7 +29,7 @@ pub fn run(home: &Home, json: bool) -> ClientResult<ExitCode> {
 }
 
 /// Unlock with `PRA_PASSPHRASE` or by asking on the terminal.
-pub fn unlock_asking(home: &Home) -> KeyAccess {
+pub(crate) fn unlock_asking(home: &Home) -> KeyAccess {
     let home = home.clone();
     KeyAccess::Unlock(Box::new(move || {
         let info = keystore::read_public(&home)?;
@@ -40,12 +40,12 @@ pub fn unlock_asking(home: &Home) -> KeyAccess {
 }
 
 /// Run the doctor on a fresh runtime; every line also goes to the logs.
-pub fn run_checks(
+pub(crate) fn run_checks(
     home: &Home,
     key: KeyAccess,
     mut each: impl FnMut(&doctor::Check),
 ) -> ClientResult<Report> {
-    let rt = super::connect::runtime()?;
+    let rt = crate::tunnel::setup::runtime()?;
     let input = DoctorInput {
         key,
         registry: None,

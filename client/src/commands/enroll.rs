@@ -7,7 +7,7 @@ use pra_proto::api::KeyStatus;
 use std::process::ExitCode;
 
 /// `pra enroll`.
-pub fn run(home: &Home, invite: &str, force: bool) -> ClientResult<ExitCode> {
+pub(crate) fn run(home: &Home, invite: &str, force: bool) -> ClientResult<ExitCode> {
     let done = crate::enroll::enroll(home, invite, force, |new| {
         if new {
             passphrase::obtain("Passphrase for the new key: ", true)

@@ -1,4 +1,5 @@
 //! `pra key show|export|submit`: the public side of the key.
+use crate::clock::utc;
 use crate::error::{ClientError, ClientResult};
 use crate::home::Home;
 use crate::{keystore, passphrase, registry_client};
@@ -78,9 +79,9 @@ pub fn export(home: &Home, file: Option<&Path>) -> ClientResult<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `pra key submit --registry URL`.
-pub fn submit(home: &Home, registry: Option<&str>) -> ClientResult<ExitCode> {
-    let done = registry_client::submit_key(home, registry, || {
+/// `pra key submit --registry URL [--ca FILE]`.
+pub fn submit(home: &Home, registry: Option<&str>, ca: Option<&Path>) -> ClientResult<ExitCode> {
+    let done = registry_client::submit_key_with_ca(home, registry, ca, || {
         passphrase::obtain("Passphrase of the key: ", false)
     })?;
     let fp = &done.fingerprint;
@@ -105,48 +106,5 @@ pub fn submit(home: &Home, registry: Option<&str>) -> ClientResult<ExitCode> {
             Code::KeyRevoked,
             format!("the registry says the key {fp} was revoked"),
         )),
-    }
-}
-
-/// `YYYY-MM-DD HH:MM UTC` for a Unix time.
-pub fn utc(secs: u64) -> String {
-    let (y, m, d, hh, mm, _) = civil(secs);
-    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02} UTC")
-}
-
-/// `(year, month, day, hour, minute, second)` in UTC for a Unix time.
-pub fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (
-        y,
-        m as u32,
-        d as u32,
-        (rem / 3_600) as u32,
-        ((rem % 3_600) / 60) as u32,
-        (rem % 60) as u32,
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn utc_dates() {
-        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
-        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13 UTC");
-        assert_eq!(civil(1_700_000_000), (2023, 11, 14, 22, 13, 20));
     }
 }

@@ -10,17 +10,7 @@ pub fn run(home: &Home, user: &str, force: bool) -> ClientResult<ExitCode> {
     // Refuse before asking for a passphrase when the key would not be written.
     let old = keystore::read_public(home).ok();
     if !force && home.key_file().exists() {
-        let which = old
-            .as_ref()
-            .map(|k| format!(" ({} for {})", k.fingerprint(), k.meta.user))
-            .unwrap_or_default();
-        return Err(keystore::key_exists(
-            format!(
-                "a key already exists at {}{which}",
-                home.key_file().display()
-            ),
-            user,
-        ));
+        return Err(keystore::existing_key(home, old.as_ref(), user));
     }
     let pass = passphrase::obtain("Passphrase for the new key: ", true)?;
     let info = keystore::generate(home, user, &pass, force)?;

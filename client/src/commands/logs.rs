@@ -33,7 +33,7 @@ fn export_inner(home: &Home, file: Option<&Path>) -> ClientResult<ExitCode> {
     let out = file
         .map(Path::to_path_buf)
         .unwrap_or_else(|| default_file(Path::new("")));
-    let bundle = logging::export_bundle(home, &out, &report)?;
+    let bundle = crate::bundle::export_bundle(home, &out, &report)?;
     logging::user_line(&format!("log bundle written: {}", bundle.path.display()));
     crate::outln!(
         "wrote {} ({})",
@@ -47,7 +47,7 @@ fn export_inner(home: &Home, file: Option<&Path>) -> ClientResult<ExitCode> {
 /// `pra-logs-YYYYMMDD-HHMMSS.zip` in `dir`, with `-2`, `-3` … added when
 /// that name is taken: an export never replaces an earlier one.
 fn default_file(dir: &Path) -> PathBuf {
-    let (y, mo, d, h, mi, sec) = super::key::civil(keystore::unix_now());
+    let (y, mo, d, h, mi, sec) = crate::clock::civil(keystore::unix_now());
     let stem = format!("pra-logs-{y:04}{mo:02}{d:02}-{h:02}{mi:02}{sec:02}");
     let mut path = dir.join(format!("{stem}.zip"));
     let mut n = 2;

@@ -7,10 +7,10 @@ use crate::cli::{Cli, Command, KeyCommand, LogsCommand, ServerCommand};
 use crate::error::ClientResult;
 use std::process::ExitCode;
 
-pub mod completions;
+pub(crate) mod completions;
 pub mod connect;
 pub mod doctor;
-pub mod enroll;
+pub(crate) mod enroll;
 pub mod key;
 pub mod keygen;
 pub mod logs;
@@ -54,7 +54,9 @@ fn dispatch(home: &crate::home::Home, command: Command) -> ClientResult<ExitCode
         Command::Enroll { invite, force } => enroll::run(home, &invite, force),
         Command::Key(KeyCommand::Show { json }) => key::show(home, json),
         Command::Key(KeyCommand::Export { file }) => key::export(home, file.as_deref()),
-        Command::Key(KeyCommand::Submit { registry }) => key::submit(home, registry.as_deref()),
+        Command::Key(KeyCommand::Submit { registry, ca }) => {
+            key::submit(home, registry.as_deref(), ca.as_deref())
+        }
         Command::Connect { json } => connect::run(home, json),
         Command::Doctor { json } => doctor::run(home, json),
         Command::Logs(LogsCommand::Export { file }) => logs::export(home, file.as_deref()),

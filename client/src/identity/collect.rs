@@ -33,7 +33,7 @@ struct Firmware {
 }
 
 /// The identity of this PC.
-pub fn current() -> Identity {
+pub(crate) fn current() -> Identity {
     let user = spawn("user name", || {
         whoami::fallible::username()
             .map(Some)

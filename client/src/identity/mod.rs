@@ -25,14 +25,14 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt;
 
-mod collect;
-pub mod smbios;
-
-pub use collect::current;
+pub(crate) mod collect;
+// Read on Windows only; the parser is tested everywhere.
+#[cfg_attr(not(windows), allow(dead_code))]
+mod smbios;
 
 /// One bound attribute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Attr {
+pub(crate) enum Attr {
     /// OS user name.
     OsUser,
     /// Computer (host) name.
@@ -53,7 +53,7 @@ pub enum Attr {
 
 impl Attr {
     /// Every attribute, in the order they enter the fingerprint.
-    pub const ALL: [Attr; 8] = [
+    pub(crate) const ALL: [Attr; 8] = [
         Attr::OsUser,
         Attr::Computer,
         Attr::MachineId,
@@ -65,7 +65,7 @@ impl Attr {
     ];
 
     /// Stable key (used in the key's metadata file).
-    pub fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         match self {
             Attr::OsUser => "os_user",
             Attr::Computer => "computer",
@@ -79,7 +79,7 @@ impl Attr {
     }
 
     /// Words for the user.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Attr::OsUser => "OS user name",
             Attr::Computer => "computer name",
@@ -93,14 +93,14 @@ impl Attr {
     }
 
     /// The attribute's value is never written anywhere in clear.
-    pub fn is_secret(self) -> bool {
+    pub(crate) fn is_secret(self) -> bool {
         matches!(self, Attr::MachineId)
     }
 }
 
 /// What the OS says about this PC. `None` = not readable here.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct Attributes {
+pub(crate) struct Attributes {
     /// OS user name.
     pub os_user: Option<String>,
     /// Computer (host) name.
@@ -136,7 +136,7 @@ impl fmt::Debug for Attributes {
 
 impl Attributes {
     /// The raw value of one attribute.
-    pub fn raw(&self, attr: Attr) -> Option<&str> {
+    pub(crate) fn raw(&self, attr: Attr) -> Option<&str> {
         match attr {
             Attr::OsUser => self.os_user.as_deref(),
             Attr::Computer => self.computer.as_deref(),
@@ -150,12 +150,12 @@ impl Attributes {
     }
 
     /// The value as it enters the binding (normalised, placeholders dropped).
-    pub fn value(&self, attr: Attr) -> Option<String> {
+    pub(crate) fn value(&self, attr: Attr) -> Option<String> {
         normalize(attr, self.raw(attr)?)
     }
 
     /// A copy without these attributes (as if they were not readable).
-    pub fn without<'a>(&self, attrs: impl IntoIterator<Item = &'a Attr>) -> Attributes {
+    pub(crate) fn without<'a>(&self, attrs: impl IntoIterator<Item = &'a Attr>) -> Attributes {
         let mut a = self.clone();
         for attr in attrs {
             *match attr {
@@ -175,7 +175,7 @@ impl Attributes {
 
 /// The identity of the running PC: bound attributes plus a description.
 #[derive(Clone, Debug, Default)]
-pub struct Identity {
+pub(crate) struct Identity {
     /// What the key is bound to.
     pub attributes: Attributes,
     /// OS name and version (not bound: it changes with updates).
@@ -187,7 +187,7 @@ pub struct Identity {
 
 impl Identity {
     /// One line for the administrator: OS / PC model / CPU.
-    pub fn description(&self) -> String {
+    pub(crate) fn description(&self) -> String {
         let a = &self.attributes;
         let model = join_some(&[a.value(Attr::ProductVendor), a.value(Attr::ProductName)]);
         let board = join_some(&[a.value(Attr::BoardVendor), a.value(Attr::BoardName)]);
@@ -213,7 +213,7 @@ impl Identity {
     }
 
     /// Computer name for display and the key comment (`user@computer`).
-    pub fn computer_display(&self) -> String {
+    pub(crate) fn computer_display(&self) -> String {
         match (
             self.attributes.value(Attr::Computer),
             self.attributes.raw(Attr::Computer),
@@ -235,17 +235,17 @@ fn join_some(parts: &[Option<String>]) -> String {
 
 /// The binding secret derived from the attributes. `Debug` prints `MASKED`.
 #[derive(Clone, PartialEq, Eq)]
-pub struct DeviceId([u8; 32]);
+pub(crate) struct DeviceId([u8; 32]);
 
 impl DeviceId {
     /// The raw bytes (for key derivation only).
-    pub fn as_bytes(&self) -> &[u8; 32] {
+    pub(crate) fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
 
     /// A public tag for the registry: two keys with the same tag come from
     /// the same (or a cloned) PC. One-way: it does not reveal the id.
-    pub fn tag(&self) -> String {
+    pub(crate) fn tag(&self) -> String {
         let mut h = Sha256::new();
         h.update(b"pra-device-tag-v1\0");
         h.update(self.0);
@@ -262,7 +262,7 @@ impl fmt::Debug for DeviceId {
 /// The device identity as a 32-byte id: SHA-256 over every normalised
 /// attribute in [`Attr::ALL`] order, each length-prefixed and marked
 /// present/absent so that no two attribute sets collide.
-pub fn fingerprint(attrs: &Attributes) -> DeviceId {
+pub(crate) fn fingerprint(attrs: &Attributes) -> DeviceId {
     let mut h = Sha256::new();
     h.update(b"pra-device-id-v1\0");
     for attr in Attr::ALL {
@@ -291,7 +291,7 @@ pub fn fingerprint(attrs: &Attributes) -> DeviceId {
 /// gives nothing about the passphrase. The other attributes are no secret
 /// (computer and user name even travel to the registry). A false "nothing
 /// changed" has odds of 1 in 65,536 and only makes the message less specific.
-pub fn hints(attrs: &Attributes, salt: &[u8]) -> BTreeMap<String, String> {
+pub(crate) fn hints(attrs: &Attributes, salt: &[u8]) -> BTreeMap<String, String> {
     Attr::ALL
         .iter()
         .map(|a| {
@@ -322,7 +322,11 @@ fn hint(attr: Attr, value: Option<&str>, salt: &[u8]) -> String {
 
 /// The attributes whose hint differs from the stored one (an attribute with
 /// no stored hint counts as unchanged).
-pub fn changed(stored: &BTreeMap<String, String>, attrs: &Attributes, salt: &[u8]) -> Vec<Attr> {
+pub(crate) fn changed(
+    stored: &BTreeMap<String, String>,
+    attrs: &Attributes,
+    salt: &[u8],
+) -> Vec<Attr> {
     let now = hints(attrs, salt);
     Attr::ALL
         .into_iter()
@@ -334,7 +338,7 @@ pub fn changed(stored: &BTreeMap<String, String>, attrs: &Attributes, salt: &[u8
 }
 
 /// Normalise one raw value; `None` for empty and placeholder values.
-pub fn normalize(attr: Attr, raw: &str) -> Option<String> {
+pub(crate) fn normalize(attr: Attr, raw: &str) -> Option<String> {
     let collapsed = raw
         .split(|c: char| c.is_whitespace() || c == '\0')
         .filter(|w| !w.is_empty())

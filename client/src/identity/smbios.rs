@@ -18,7 +18,7 @@
 
 /// What the key binds from SMBIOS (raw, not normalised).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Names {
+pub(crate) struct Names {
     /// Type 2 (baseboard) manufacturer.
     pub board_vendor: Option<String>,
     /// Type 2 product.
@@ -56,7 +56,7 @@ impl Structure<'_> {
 /// Parse a `GetSystemFirmwareTable('RSMB')` buffer (header included).
 /// Returns `Err` only when there is no table at all; malformed structures
 /// end the walk.
-pub fn parse(raw: &[u8]) -> Result<Names, String> {
+pub(super) fn parse(raw: &[u8]) -> Result<Names, String> {
     let header = raw.get(..RAW_HEADER).ok_or_else(|| {
         format!(
             "SMBIOS buffer of {} bytes has no RawSMBIOSData header",
@@ -145,7 +145,7 @@ fn strings(area: &[u8]) -> (Vec<&[u8]>, usize, bool) {
 
 /// Read and parse this PC's table (Windows).
 #[cfg(windows)]
-pub fn read() -> Result<Names, String> {
+pub(crate) fn read() -> Result<Names, String> {
     parse(&firmware::raw_table()?)
 }
 
@@ -162,7 +162,7 @@ mod firmware {
     }
 
     /// The whole `RawSMBIOSData` buffer.
-    pub fn raw_table() -> Result<Vec<u8>, String> {
+    pub(crate) fn raw_table() -> Result<Vec<u8>, String> {
         // SAFETY: a null buffer of size 0 asks for the size only.
         let mut size = unsafe { GetSystemFirmwareTable(RSMB, 0, std::ptr::null_mut(), 0) };
         // The table may change between the two calls: try a few times.

@@ -13,7 +13,7 @@
 //!   and the keepalives go on.
 //!
 //! Listeners stay bound while the tunnel reconnects; a connection accepted
-//! meanwhile waits for the tunnel (up to [`super::Timing::wait_for_tunnel`]).
+//! meanwhile waits for the tunnel (up to [`super::setup::Timing::wait_for_tunnel`]).
 //!
 //! Channels are requested in the order the connections were accepted (the
 //! accept loop queues the request before it hands the connection to its
@@ -23,8 +23,9 @@
 
 use super::portowner;
 use super::session::{self, OpenError, SshSession};
+use super::setup::Timing;
 use super::status::{ForwardState, Hub, RuleState};
-use super::{Timing, USER_LOG_TARGET};
+use crate::logging::USER_LOG_TARGET;
 use bytes::{Buf, Bytes, BytesMut};
 use pra_proto::rules::{Rule, RulesDocument};
 use pra_proto::sanitize::sanitize;
@@ -41,6 +42,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 /// Bytes read from a local program per chunk.
@@ -80,8 +82,8 @@ pub(crate) struct Shared {
     pub hub: Hub,
     /// The current session (`None` while reconnecting).
     pub session: watch::Receiver<Option<Arc<SshSession>>>,
-    /// Becomes true when the tunnel stops.
-    pub stop: watch::Receiver<bool>,
+    /// Cancelled when the tunnel stops (a child of the tunnel's token).
+    pub stop: CancellationToken,
     pub timing: Timing,
 }
 
@@ -486,10 +488,9 @@ async fn connection(
         info!(target: USER_LOG_TARGET, "{rule}: target reachable again");
     }
     debug!(%rule, %peer, "channel open");
-    let mut stop = shared.stop.clone();
     let (up, down) = tokio::select! {
         r = pump(stream, channel, &session, &counters) => r,
-        _ = stop.wait_for(|s| *s) => (0, 0),
+        () = shared.stop.cancelled() => (0, 0),
     };
     debug!(%rule, %peer, up, down, "connection closed");
 }

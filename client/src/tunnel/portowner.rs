@@ -39,7 +39,7 @@ pub fn listening_inodes(table: &str, port: u16) -> Vec<u64> {
 mod imp {
     use std::fs;
 
-    pub fn holder(port: u16) -> Option<String> {
+    pub(super) fn holder(port: u16) -> Option<String> {
         let mut inodes = Vec::new();
         for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
             if let Ok(text) = fs::read_to_string(table) {
@@ -136,7 +136,7 @@ mod imp {
         fn CloseHandle(handle: isize) -> i32;
     }
 
-    pub fn holder(port: u16) -> Option<String> {
+    pub(crate) fn holder(port: u16) -> Option<String> {
         let pid = super::listener_pid(&table()?, port)?;
         let name = image_name(pid).unwrap_or_else(|| "?".into());
         Some(format!("{name} (pid {pid})"))

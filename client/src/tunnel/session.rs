@@ -11,7 +11,7 @@
 //! `auto_window_adjust` off: every channel's receive window is refilled by
 //! its consumer (see `forward`), so a slow reader backpressures only itself.
 
-use super::{PinStore, RefusalExplainer, Timing};
+use super::setup::{PinStore, RefusalExplainer, Timing, TunnelConfig};
 use crate::config::{self, GatewayAddr, HostKeyCheck};
 use crate::error::{ClientError, ClientResult};
 use pra_proto::codes::Code;
@@ -23,6 +23,7 @@ use russh::{ChannelMsg, ChannelOpenFailure, Preferred, cipher, compression, kex,
 use std::borrow::Cow;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -31,9 +32,9 @@ use tokio::sync::watch;
 /// Receive window per channel. The gateway may have this much unread data
 /// in flight per channel; with consumer-driven refills it is also the most
 /// a stalled local reader makes us hold.
-pub const WINDOW_SIZE: u32 = 8 * 1024 * 1024;
+pub(crate) const WINDOW_SIZE: u32 = 8 * 1024 * 1024;
 /// Largest data packet we accept (russh's limit for a channel packet).
-pub const MAX_PACKET: u32 = 65535;
+pub(crate) const MAX_PACKET: u32 = 65535;
 /// Messages russh queues per channel before its consumer takes them.
 const CHANNEL_BUFFER: usize = 256;
 /// Largest rules document accepted.
@@ -104,7 +105,7 @@ fn aes_in_hardware() -> bool {
 
 /// The russh handler: checks the host key against the pin and reports how
 /// the session ended.
-pub struct Gate {
+pub(crate) struct Gate {
     pin: Option<String>,
     offered: Arc<Mutex<Option<String>>>,
     algorithms: Arc<Mutex<Option<String>>>,
@@ -113,8 +114,8 @@ pub struct Gate {
 
 /// Errors the handler can raise.
 #[derive(Debug)]
-pub enum GateError {
-    /// From russh.
+pub(crate) enum GateError {
+    /// Transport or protocol failure reported by russh.
     Ssh(russh::Error),
     /// The host key is not the pinned one.
     HostKeyChanged {
@@ -226,12 +227,12 @@ impl std::fmt::Debug for SshSession {
 
 impl SshSession {
     /// The russh handle (open channels, grant windows).
-    pub fn handle(&self) -> &Handle<Gate> {
+    pub(crate) fn handle(&self) -> &Handle<Gate> {
         &self.handle
     }
 
     /// True once the connection is gone.
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.handle.is_closed() || self.closed.borrow().is_some()
     }
 
@@ -251,7 +252,7 @@ impl SshSession {
     }
 
     /// Open a `direct-tcpip` channel to `host:port`.
-    pub async fn open_direct_tcpip(
+    pub(crate) async fn open_direct_tcpip(
         &self,
         host: &str,
         port: u16,
@@ -273,7 +274,7 @@ impl SshSession {
         }
     }
 
-    /// Orderly goodbye.
+    /// Send SSH_MSG_DISCONNECT so the gateway logs a clean end, not a loss.
     pub async fn disconnect(&self) {
         let _ = self
             .handle
@@ -284,7 +285,7 @@ impl SshSession {
 
 /// Why a channel did not open.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OpenError {
+pub(crate) enum OpenError {
     /// The gateway refused it (the target is down or not permitted).
     Refused(String),
     /// The session is gone.
@@ -458,69 +459,57 @@ pub async fn authenticate(
 ) -> ClientResult<()> {
     let fp = pra_proto::fingerprint(key.public_key());
     let handle = &mut session.handle;
-    with_timeout(
-        timing.ssh_timeout,
-        async {
-            let hash = if key.algorithm().is_rsa() {
-                handle
-                    .best_supported_rsa_hash()
-                    .await
-                    .ok()
-                    .flatten()
-                    .flatten()
-            } else {
-                None
-            };
-            let res = handle
-                .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key, hash))
+    let accepted = login_step(timing, async {
+        let hash = if key.algorithm().is_rsa() {
+            handle
+                .best_supported_rsa_hash()
                 .await
-                .map_err(|e| {
-                    ClientError::new(
-                        Code::GatewayProtocol,
-                        format!("the gateway ended the login ({})", describe_ssh_error(&e)),
-                    )
-                })?;
-            if res.success() {
-                Ok(())
-            } else {
-                Err(key_refused(user, &fp))
-            }
-        },
-        || {
-            ClientError::new(
-                Code::GatewayProtocol,
-                format!(
-                    "the login did not finish within {} s",
-                    timing.ssh_timeout.as_secs()
-                ),
-            )
-        },
-    )
-    .await
+                .ok()
+                .flatten()
+                .flatten()
+        } else {
+            None
+        };
+        handle
+            .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key, hash))
+            .await
+    })
+    .await?;
+    if accepted {
+        Ok(())
+    } else {
+        Err(key_refused(user, &fp))
+    }
 }
 
 /// Password authentication (only the enrollment login `pra-enroll` uses
 /// it). `Ok(false)` when the gateway refused the password; a dropped
 /// connection or a timeout is `ERR(10209)`.
-pub async fn authenticate_password(
+pub(crate) async fn authenticate_password(
     session: &mut SshSession,
     user: &str,
     password: &str,
     timing: &Timing,
 ) -> ClientResult<bool> {
     let handle = &mut session.handle;
+    login_step(timing, handle.authenticate_password(user, password)).await
+}
+
+/// One login request within the SSH step timeout: `Ok(true)` when the
+/// gateway accepted it; a dropped connection or a timeout is `ERR(10209)`.
+async fn login_step(
+    timing: &Timing,
+    request: impl Future<Output = Result<client::AuthResult, russh::Error>>,
+) -> ClientResult<bool> {
     with_timeout(
         timing.ssh_timeout,
         async {
-            let res = handle
-                .authenticate_password(user, password)
-                .await
-                .map_err(|e| {
-                    ClientError::new(
-                        Code::GatewayProtocol,
-                        format!("the gateway ended the login ({})", describe_ssh_error(&e)),
-                    )
-                })?;
+            let res = request.await.map_err(|e| {
+                ClientError::new(
+                    Code::GatewayProtocol,
+                    format!("the gateway ended the login ({})", describe_ssh_error(&e)),
+                )
+            })?;
             Ok(res.success())
         },
         || {
@@ -642,9 +631,12 @@ pub(crate) fn grant(session: &SshSession, id: russh::ChannelId, n: usize) {
 }
 
 /// Runs the steps in a row: new sessions for the tunnel, with the pin kept
-/// across reconnects (pinned on first use when nothing was pinned).
-pub struct Connector {
-    gateway: GatewayAddr,
+/// across reconnects (pinned on first use when nothing was pinned). Knows
+/// every gateway of the registry (`address`, then the alternates); the
+/// caller picks which one to dial, the pin is shared by all.
+pub(crate) struct Connector {
+    gateways: Vec<GatewayAddr>,
+    current: AtomicUsize,
     user: String,
     key: Arc<PrivateKey>,
     pin: RwLock<Option<String>>,
@@ -654,18 +646,21 @@ pub struct Connector {
     config: Arc<client::Config>,
 }
 
-/// What [`Connector::open`] adds to the session.
+/// What [`Connector::open_at`] adds to the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Opened {
+pub(crate) struct Opened {
     /// This connection pinned the host key (trust on first use).
     pub pinned_now: bool,
+    /// The gateway it went to.
+    pub gateway: GatewayAddr,
 }
 
 impl Connector {
     /// A connector for the tunnel's settings.
-    pub fn new(cfg: &super::TunnelConfig) -> Connector {
+    pub(crate) fn new(cfg: &TunnelConfig) -> Connector {
         Connector {
-            gateway: cfg.gateway.clone(),
+            gateways: cfg.gateways(),
+            current: AtomicUsize::new(0),
             user: cfg.user.clone(),
             key: cfg.key.clone(),
             pin: RwLock::new(cfg.host_key.clone()),
@@ -676,28 +671,40 @@ impl Connector {
         }
     }
 
-    /// The gateway.
-    pub fn gateway(&self) -> &GatewayAddr {
-        &self.gateway
+    /// How many gateways there are (at least one).
+    pub(crate) fn count(&self) -> usize {
+        self.gateways.len().max(1)
     }
 
-    /// The timers.
-    pub fn timing(&self) -> &Timing {
-        &self.timing
+    /// Index of the gateway of the last successful connection (0 before).
+    pub(crate) fn current(&self) -> usize {
+        self.current.load(Ordering::Relaxed)
+    }
+
+    /// The gateway at `i` (modulo the count).
+    pub(crate) fn gateway_at(&self, i: usize) -> &GatewayAddr {
+        &self.gateways[i % self.count()]
+    }
+
+    /// The gateway in use (the last one connected to, for log and error
+    /// lines).
+    pub(crate) fn gateway(&self) -> &GatewayAddr {
+        self.gateway_at(self.current())
     }
 
     fn current_pin(&self) -> Option<String> {
         self.pin.read().ok().and_then(|p| p.clone())
     }
 
-    /// Resolve, connect, handshake (pin checked), authenticate; pin the
-    /// host key if nothing was pinned.
-    pub async fn open(&self) -> ClientResult<(SshSession, Opened)> {
-        let addrs = resolve(&self.gateway, &self.timing).await?;
-        let stream = tcp_connect(&self.gateway, &addrs, &self.timing).await?;
+    /// Resolve, connect, handshake (pin checked), authenticate on gateway
+    /// `i`; pin the host key if nothing was pinned.
+    pub(crate) async fn open_at(&self, i: usize) -> ClientResult<(SshSession, Opened)> {
+        let gateway = self.gateway_at(i);
+        let addrs = resolve(gateway, &self.timing).await?;
+        let stream = tcp_connect(gateway, &addrs, &self.timing).await?;
         let pin = self.current_pin();
         let mut session = handshake(
-            &self.gateway,
+            gateway,
             stream,
             pin.as_deref(),
             self.config.clone(),
@@ -712,21 +719,34 @@ impl Connector {
         let mut pinned_now = false;
         if pin.is_none() {
             if let Some(store) = &self.pin_store {
-                store(&session.host_key)?;
+                store(gateway, &session.host_key)?;
             }
             if let Ok(mut p) = self.pin.write() {
                 *p = Some(session.host_key.clone());
             }
             pinned_now = true;
         }
-        Ok((session, Opened { pinned_now }))
+        Ok((
+            session,
+            Opened {
+                pinned_now,
+                gateway: gateway.clone(),
+            },
+        ))
     }
 
-    /// [`Connector::open`] and the rules request.
-    pub async fn open_with_rules(&self) -> ClientResult<(SshSession, Opened, RulesDocument)> {
-        let (session, opened) = self.open().await?;
+    /// [`Connector::open_at`] and the rules request; on success gateway
+    /// `i` becomes the current one.
+    pub(crate) async fn open_with_rules_at(
+        &self,
+        i: usize,
+    ) -> ClientResult<(SshSession, Opened, RulesDocument)> {
+        let (session, opened) = self.open_at(i).await?;
         match fetch_rules(&session, &self.timing).await {
-            Ok(doc) => Ok((session, opened, doc)),
+            Ok(doc) => {
+                self.current.store(i % self.count(), Ordering::Relaxed);
+                Ok((session, opened, doc))
+            }
             Err(e) => {
                 session.disconnect().await;
                 Err(e)
@@ -759,7 +779,7 @@ impl Connector {
 /// closed with "…access revoked (key_revoked)". `None` for every other
 /// ending (network loss, restart, an admin's disconnect, a registry
 /// outage), after which the tunnel reconnects.
-pub fn revocation(closed: &str) -> Option<&str> {
+pub(crate) fn revocation(closed: &str) -> Option<&str> {
     let rest = &closed[closed.find("access revoked (")? + "access revoked (".len()..];
     let reason = &rest[..rest.find(')')?];
     matches!(
@@ -775,7 +795,7 @@ pub fn revocation(closed: &str) -> Option<&str> {
 }
 
 /// The one fatal line for a session the gateway ended by revocation (pure).
-pub fn revoked_error(reason: &str, user: &str, fp: &str) -> ClientError {
+pub(crate) fn revoked_error(reason: &str, user: &str, fp: &str) -> ClientError {
     let user = sanitize(user, 64);
     match reason {
         "key_revoked" => ClientError::with_fix(
@@ -809,7 +829,7 @@ pub fn revoked_error(reason: &str, user: &str, fp: &str) -> ClientError {
 
 /// `ERR(…) the forwarding rules could not be fetched (ERR(10203)): …`: the
 /// finer code stays first, the code employees know is named too.
-pub fn in_rules_context(e: ClientError) -> ClientError {
+pub(crate) fn in_rules_context(e: ClientError) -> ClientError {
     if e.code() == Code::RulesNotFetched {
         return e;
     }

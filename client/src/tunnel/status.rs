@@ -26,18 +26,6 @@ pub enum Phase {
     Reconnecting,
 }
 
-impl Phase {
-    /// Lower-case word for text output.
-    pub fn word(self) -> &'static str {
-        match self {
-            Phase::Disconnected => "disconnected",
-            Phase::Connecting => "connecting",
-            Phase::Connected => "connected",
-            Phase::Reconnecting => "reconnecting",
-        }
-    }
-}
-
 /// State of one forward.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -73,17 +61,6 @@ impl ForwardState {
             ForwardState::Forwarding | ForwardState::Stopped => None,
         }
     }
-
-    /// Short word: `forwarding`, `port busy`, `target refused`, `stopped`.
-    pub fn word(&self) -> &'static str {
-        match self {
-            ForwardState::Forwarding => "forwarding",
-            ForwardState::PortBusy { .. } => "port busy",
-            ForwardState::PortDenied { .. } => "port denied",
-            ForwardState::TargetRefused { .. } => "target refused",
-            ForwardState::Stopped => "stopped",
-        }
-    }
 }
 
 /// One rule as the user sees it.
@@ -109,7 +86,7 @@ pub struct RuleState {
 /// A failure with its code, as the GUI shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ErrorInfo {
-    /// Stable code.
+    /// Stable code the helpdesk looks up.
     pub code: Code,
     /// `ERR(10203)` / `WAR(10102)`.
     pub label: String,

@@ -1,21 +1,30 @@
-//! Keeps the tunnel up: the first connection (any failure is fatal and
-//! reported with its code), then watching the session; when it ends
-//! (keepalives unanswered, gateway restarted, network gone) reconnecting
-//! with exponential backoff and jitter, listeners left bound, rules fetched
-//! again and the forwards reconciled. Key refused/pending/revoked, a changed
-//! host key and an empty rule set stop the tunnel (`ERR`); everything else
-//! is retried.
+//! Keeps the tunnel up: the first connection (each gateway tried once in
+//! order; when none can be used the failure is fatal and reported with its
+//! code), then watching the session; when it ends (keepalives unanswered,
+//! gateway restarted, network gone) reconnecting, listeners left bound,
+//! rules fetched again and the forwards reconciled.
+//!
+//! With several gateways ([`Rotation`]) a reconnect starts at the gateway
+//! after the one just lost and goes round robin; an unreachable gateway, a
+//! timeout or a failed handshake moves on to the next one at once
+//! (`WAR(10221)`), and the exponential backoff with jitter is waited before
+//! each full round. Key refused/pending/revoked, a changed host key (one pin
+//! for all gateways) and an empty rule set stop the tunnel (`ERR`) on any
+//! gateway, without trying the others; everything else is retried.
 
 use super::forward::{Forwards, Shared};
 use super::session::{self, Connector, Opened, SshSession};
+use super::setup::TunnelConfig;
 use super::status::{ErrorInfo, ForwardState, Hub, Phase};
-use super::{TunnelConfig, USER_LOG_TARGET};
+use crate::config::GatewayAddr;
 use crate::error::{ClientError, ClientResult};
+use crate::logging::USER_LOG_TARGET;
 use pra_proto::codes::Code;
 use pra_proto::rules::RulesDocument;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 /// Codes that stop the tunnel instead of another attempt.
@@ -51,24 +60,131 @@ fn random_unit() -> f64 {
     }
 }
 
-async fn cancelled(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|c| *c).await;
+/// Which gateway the next attempt dials and when a full round is over
+/// (pure). `n` gateways, `next` the index to dial.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Rotation {
+    n: usize,
+    next: usize,
+    tried: usize,
+}
+
+impl Rotation {
+    /// A round over `n` gateways beginning at `start`.
+    pub(crate) fn starting_at(n: usize, start: usize) -> Rotation {
+        let n = n.max(1);
+        Rotation {
+            n,
+            next: start % n,
+            tried: 0,
+        }
+    }
+
+    /// The gateway to dial now.
+    pub(crate) fn next(&self) -> usize {
+        self.next
+    }
+
+    /// The attempt on the current gateway failed: move on. True when that
+    /// ended a full round (every gateway tried once since the last one).
+    pub(crate) fn failed(&mut self) -> bool {
+        self.next = (self.next + 1) % self.n;
+        self.tried += 1;
+        if self.tried == self.n {
+            self.tried = 0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// True at the start of a round (back-off is waited here).
+    pub(crate) fn at_round_start(&self) -> bool {
+        self.tried == 0
+    }
+}
+
+/// `WAR(10221)`: gateway `gw` failed with `e`, `next` is tried now.
+fn failover_notice(gw: &GatewayAddr, e: &ClientError, next: &GatewayAddr) -> ClientError {
+    ClientError::new(
+        Code::GatewayFailover,
+        format!(
+            "the gateway {gw} cannot be used ({}: {e}); trying the gateway {next}",
+            e.code().label()
+        ),
+    )
+}
+
+/// A `WAR(10221)` line: written to User.log here (the next gateway may
+/// answer before the state's readers look, so the log must not depend on
+/// them) and shown in the state for the CLI and the app.
+fn announce_failover(hub: &Hub, note: &ClientError) {
+    info!(target: USER_LOG_TARGET, "{}", note.line());
+    hub.update(|s| {
+        s.last_error = Some(ErrorInfo::from(note));
+        true
+    });
+}
+
+/// The first connection: each gateway once, in order. A fatal code stops
+/// at once; when no gateway could be used, the last error (naming the
+/// others' errors too when there are several).
+async fn first_connect(
+    connector: &Connector,
+    hub: &Hub,
+) -> ClientResult<(SshSession, Opened, RulesDocument)> {
+    let n = connector.count();
+    let mut errors: Vec<ClientError> = Vec::new();
+    for i in 0..n {
+        match connector.open_with_rules_at(i).await {
+            Ok(r) => return Ok(r),
+            Err(e) if is_fatal(e.code()) => return Err(e),
+            Err(e) => {
+                let gw = connector.gateway_at(i);
+                info!(gateway = %gw, error = %e.line(), "gateway cannot be used");
+                if i + 1 < n {
+                    announce_failover(hub, &failover_notice(gw, &e, connector.gateway_at(i + 1)));
+                }
+                errors.push(e);
+            }
+        }
+    }
+    let last = errors
+        .pop()
+        .unwrap_or_else(|| ClientError::new(Code::ServerNotSet, "no gateway address is set"));
+    if errors.is_empty() {
+        return Err(last);
+    }
+    let others: Vec<String> = errors
+        .iter()
+        .map(|e| format!("{} {e}", e.code().label()))
+        .collect();
+    let fix = last.fix().to_string();
+    Err(ClientError::with_fix(
+        last.code(),
+        format!(
+            "none of the {n} gateways could be used: {last} (before: {})",
+            others.join("; ")
+        ),
+        fix,
+    ))
 }
 
 /// The tunnel's main task.
 pub(crate) async fn run(
     cfg: TunnelConfig,
     hub: Hub,
-    mut cancel: watch::Receiver<bool>,
+    cancel: CancellationToken,
 ) -> ClientResult<()> {
     let connector = Connector::new(&cfg);
     let timing = cfg.timing.clone();
     let (session_tx, session_rx) = watch::channel::<Option<Arc<SshSession>>>(None);
-    let (stop_tx, stop_rx) = watch::channel(false);
+    // Stops the connection tasks: with the tunnel, or alone on a fatal error.
+    let stop = cancel.child_token();
     let mut forwards = Forwards::new(Shared {
         hub: hub.clone(),
         session: session_rx,
-        stop: stop_rx,
+        stop: stop.clone(),
         timing: timing.clone(),
     });
 
@@ -76,10 +192,10 @@ pub(crate) async fn run(
         s.phase = Phase::Connecting;
         true
     });
-    info!(gateway = %connector.gateway(), user = %cfg.user, key = %pra_proto::fingerprint(cfg.key.public_key()), "connecting");
+    info!(gateway = %connector.gateway(), alternates = connector.count() - 1, user = %cfg.user, key = %pra_proto::fingerprint(cfg.key.public_key()), "connecting");
     let first = tokio::select! {
-        r = connector.open_with_rules() => r,
-        () = cancelled(&mut cancel) => {
+        r = first_connect(&connector, &hub) => r,
+        () = cancel.cancelled() => {
             finish(&hub, &mut forwards, None).await;
             return Ok(());
         }
@@ -101,8 +217,7 @@ pub(crate) async fn run(
                 r = session.closed() => break r,
                 _ = port_retry.tick() => forwards.retry_unbound(),
                 _ = counters.tick() => forwards.publish(),
-                () = cancelled(&mut cancel) => {
-                    let _ = stop_tx.send(true);
+                () = cancel.cancelled() => {
                     finish(&hub, &mut forwards, Some(&session)).await;
                     return Ok(());
                 }
@@ -116,7 +231,7 @@ pub(crate) async fn run(
                 &cfg.user,
                 &pra_proto::fingerprint(cfg.key.public_key()),
             );
-            let _ = stop_tx.send(true);
+            stop.cancel();
             return Err(fail_as_is(&hub, &mut forwards, e).await);
         }
         let lost = ClientError::new(
@@ -130,30 +245,34 @@ pub(crate) async fn run(
             true
         });
 
+        // Round robin from the gateway after the lost one; the backoff
+        // (with jitter) before each full round.
+        let mut rotation = Rotation::starting_at(connector.count(), connector.current() + 1);
         let mut attempt = 0u32;
         session = loop {
-            let delay = backoff(
-                attempt,
-                timing.backoff_base,
-                timing.backoff_cap,
-                random_unit(),
-            );
-            let until = tokio::time::Instant::now() + delay;
-            loop {
-                tokio::select! {
-                    () = tokio::time::sleep_until(until) => break,
-                    _ = port_retry.tick() => forwards.retry_unbound(),
-                    () = cancelled(&mut cancel) => {
-                        let _ = stop_tx.send(true);
-                        finish(&hub, &mut forwards, None).await;
-                        return Ok(());
+            if rotation.at_round_start() {
+                let delay = backoff(
+                    attempt,
+                    timing.backoff_base,
+                    timing.backoff_cap,
+                    random_unit(),
+                );
+                let until = tokio::time::Instant::now() + delay;
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(until) => break,
+                        _ = port_retry.tick() => forwards.retry_unbound(),
+                        () = cancel.cancelled() => {
+                            finish(&hub, &mut forwards, None).await;
+                            return Ok(());
+                        }
                     }
                 }
             }
+            let i = rotation.next();
             let r = tokio::select! {
-                r = connector.open_with_rules() => r,
-                () = cancelled(&mut cancel) => {
-                    let _ = stop_tx.send(true);
+                r = connector.open_with_rules_at(i) => r,
+                () = cancel.cancelled() => {
                     finish(&hub, &mut forwards, None).await;
                     return Ok(());
                 }
@@ -164,25 +283,30 @@ pub(crate) async fn run(
                     break connected(&hub, &mut forwards, &session_tx, s, opened, &doc, &refused);
                 }
                 Err(e) if is_fatal(e.code()) => {
-                    let _ = stop_tx.send(true);
+                    stop.cancel();
                     return Err(fail(&hub, &mut forwards, e).await);
                 }
                 Err(e) => {
-                    attempt = attempt.saturating_add(1);
-                    let next = backoff(attempt, timing.backoff_base, timing.backoff_cap, 0.75);
-                    info!(attempt, error = %e.line(), "reconnect attempt failed");
-                    let still = ClientError::new(
-                        Code::Reconnecting,
-                        format!(
-                            "still reconnecting to {} (attempt {attempt}: {e}); next try in about {} s",
-                            connector.gateway(),
-                            next.as_secs().max(1)
-                        ),
-                    );
-                    hub.update(|s| {
-                        s.last_error = Some(ErrorInfo::from(&still));
-                        true
-                    });
+                    let gw = connector.gateway_at(i);
+                    info!(gateway = %gw, attempt, error = %e.line(), "reconnect attempt failed");
+                    if rotation.failed() {
+                        attempt = attempt.saturating_add(1);
+                        let next = backoff(attempt, timing.backoff_base, timing.backoff_cap, 0.75);
+                        let still = ClientError::new(
+                            Code::Reconnecting,
+                            format!(
+                                "still reconnecting to {gw} (attempt {attempt}: {e}); next try in about {} s",
+                                next.as_secs().max(1)
+                            ),
+                        );
+                        hub.update(|s| {
+                            s.last_error = Some(ErrorInfo::from(&still));
+                            true
+                        });
+                    } else {
+                        let next = connector.gateway_at(rotation.next());
+                        announce_failover(&hub, &failover_notice(gw, &e, next));
+                    }
                 }
             }
         };
@@ -250,8 +374,9 @@ async fn join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<
     out.into_iter().flatten().collect()
 }
 
-/// Publish a new session: forwards reconciled, phase connected; rules
-/// whose target refused the probe are shown as such.
+/// Publish a new session: forwards reconciled, phase connected (the status
+/// line names the gateway it went to); rules whose target refused the
+/// probe are shown as such.
 fn connected(
     hub: &Hub,
     forwards: &mut Forwards,
@@ -261,7 +386,8 @@ fn connected(
     doc: &RulesDocument,
     refused: &[(String, String)],
 ) -> Arc<SshSession> {
-    info!(peer = %s.peer, host_key = %s.host_key, algorithms = %s.algorithms, rules = doc.rules.len(), "connected");
+    let gateway = opened.gateway.to_string();
+    info!(%gateway, peer = %s.peer, host_key = %s.host_key, algorithms = %s.algorithms, rules = doc.rules.len(), "connected");
     let s = Arc::new(s);
     forwards.reconcile(doc);
     session_tx.send_replace(Some(s.clone()));
@@ -279,6 +405,7 @@ fn connected(
     let user = pra_proto::sanitize::sanitize(&doc.user, 64);
     hub.update(|st| {
         st.phase = Phase::Connected;
+        st.gateway = gateway;
         st.connects += 1;
         st.user = Some(user);
         st.host_key = Some(host_key);
@@ -401,6 +528,27 @@ mod tests {
     }
 
     #[test]
+    fn rotation_goes_round_robin_and_counts_rounds() {
+        // Three gateways, the session on 1 was lost: 2, 0, 1, then a pause.
+        let mut r = Rotation::starting_at(3, 1 + 1);
+        let mut seen = Vec::new();
+        let mut rounds = Vec::new();
+        for _ in 0..6 {
+            assert_eq!(r.at_round_start(), seen.len() % 3 == 0);
+            seen.push(r.next());
+            rounds.push(r.failed());
+        }
+        assert_eq!(seen, [2, 0, 1, 2, 0, 1]);
+        assert_eq!(rounds, [false, false, true, false, false, true]);
+        // One gateway: every attempt is a full round (backoff each time).
+        let mut one = Rotation::starting_at(1, 1);
+        assert_eq!(one.next(), 0);
+        assert!(one.failed());
+        assert!(one.at_round_start());
+        assert_eq!(Rotation::starting_at(0, 5).next(), 0);
+    }
+
+    #[test]
     fn fatal_codes() {
         for c in [
             Code::KeyPending,
@@ -416,6 +564,7 @@ mod tests {
             Code::GatewayNotResolved,
             Code::GatewayProtocol,
             Code::RulesNotFetched,
+            Code::GatewayFailover,
         ] {
             assert!(!is_fatal(c), "{c}");
         }

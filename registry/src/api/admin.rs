@@ -18,9 +18,10 @@
 //! | GET | `/tokens` | | `{"tokens": [TokenRecord]}` (never the secrets) |
 //! | POST | `/tokens/revoke` | `{"name": "ci"}` | `TokenRecord` (refused from the next request on) |
 
+use super::AppState;
 use super::error::ApiFailure;
 use super::extract::{Admin, ApiPath, ApiQuery, JsonBody};
-use super::{AppState, blocking};
+use crate::blocking::blocking;
 use crate::model::{
     Actor, AuditEntry, AuditQuery, KeyRecord, RuleRecord, SessionRecord, TokenRecord, User,
 };
@@ -115,7 +116,7 @@ async fn list_keys(
     ApiQuery(q): ApiQuery<KeysQuery>,
 ) -> Result<Json<KeyList>, ApiFailure> {
     let status = q.status.as_deref().map(parse_status).transpose()?;
-    let keys = blocking(&app, move |s| s.list_keys(status)).await?;
+    let keys = blocking(&app.store, move |s| s.list_keys(status)).await?;
     Ok(Json(KeyList { keys }))
 }
 
@@ -133,7 +134,7 @@ async fn set_status(
 ) -> Result<Json<KeyRecord>, ApiFailure> {
     let fp = validate::fingerprint(&body.fingerprint)?.to_string();
     let actor = actor(&admin.0);
-    let key = blocking(&app, move |s| s.set_key_status(&fp, status, &actor)).await?;
+    let key = blocking(&app.store, move |s| s.set_key_status(&fp, status, &actor)).await?;
     tracing::info!(fingerprint = %key.fingerprint, status = %key.status, token = %admin.0.name, "key status set");
     Ok(Json(key))
 }
@@ -158,7 +159,7 @@ async fn list_users(
     State(app): State<AppState>,
     _admin: Admin,
 ) -> Result<Json<UserList>, ApiFailure> {
-    let users = blocking(&app, |s| s.list_users()).await?;
+    let users = blocking(&app.store, |s| s.list_users()).await?;
     Ok(Json(UserList { users }))
 }
 
@@ -175,7 +176,7 @@ async fn add_user(
 ) -> Result<(StatusCode, Json<User>), ApiFailure> {
     validate::user_name(&body.name)?;
     let actor = actor(&token);
-    let user = blocking(&app, move |s| s.add_user(&body.name, &actor)).await?;
+    let user = blocking(&app.store, move |s| s.add_user(&body.name, &actor)).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -187,7 +188,10 @@ async fn set_enabled(
 ) -> Result<Json<User>, ApiFailure> {
     validate::user_name(&name)?;
     let actor = actor(&token);
-    let user = blocking(&app, move |s| s.set_user_enabled(&name, enabled, &actor)).await?;
+    let user = blocking(&app.store, move |s| {
+        s.set_user_enabled(&name, enabled, &actor)
+    })
+    .await?;
     Ok(Json(user))
 }
 
@@ -218,7 +222,7 @@ async fn list_rules(
     _admin: Admin,
     ApiQuery(q): ApiQuery<RulesQuery>,
 ) -> Result<Json<RuleList>, ApiFailure> {
-    let rules = blocking(&app, move |s| s.list_rules(q.user.as_deref())).await?;
+    let rules = blocking(&app.store, move |s| s.list_rules(q.user.as_deref())).await?;
     Ok(Json(RuleList { rules }))
 }
 
@@ -247,7 +251,7 @@ async fn add_rule(
         b.target_port,
     )?;
     let actor = actor(&token);
-    let rule = blocking(&app, move |s| s.add_rule(rule, &actor)).await?;
+    let rule = blocking(&app.store, move |s| s.add_rule(rule, &actor)).await?;
     Ok((StatusCode::CREATED, Json(rule)))
 }
 
@@ -257,7 +261,7 @@ async fn remove_rule(
     ApiPath((user, name)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiFailure> {
     let actor = actor(&token);
-    blocking(&app, move |s| s.remove_rule(&user, &name, &actor)).await?;
+    blocking(&app.store, move |s| s.remove_rule(&user, &name, &actor)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -281,7 +285,7 @@ async fn audit(
         before_id: p.before,
         limit: p.limit.unwrap_or(0),
     };
-    let events = blocking(&app, move |s| s.audit(&query)).await?;
+    let events = blocking(&app.store, move |s| s.audit(&query)).await?;
     Ok(Json(AuditList { events }))
 }
 
@@ -289,7 +293,7 @@ async fn list_sessions(
     State(app): State<AppState>,
     _admin: Admin,
 ) -> Result<Json<SessionList>, ApiFailure> {
-    let sessions = blocking(&app, |s| s.list_live_sessions()).await?;
+    let sessions = blocking(&app.store, |s| s.list_live_sessions()).await?;
     Ok(Json(SessionList { sessions }))
 }
 
@@ -306,7 +310,7 @@ async fn disconnect_session(
 ) -> Result<Json<SessionRecord>, ApiFailure> {
     let actor = actor(&token);
     let id = body.id;
-    let session = blocking(&app, move |s| s.request_disconnect(id, &actor)).await?;
+    let session = blocking(&app.store, move |s| s.request_disconnect(id, &actor)).await?;
     tracing::info!(session = id, user = %session.user, gateway = %session.gateway, token = %token.name, "session disconnect requested");
     Ok(Json(session))
 }
@@ -315,7 +319,7 @@ async fn list_tokens(
     State(app): State<AppState>,
     _admin: Admin,
 ) -> Result<Json<TokenList>, ApiFailure> {
-    let tokens = blocking(&app, |s| s.list_tokens()).await?;
+    let tokens = blocking(&app.store, |s| s.list_tokens()).await?;
     Ok(Json(TokenList { tokens }))
 }
 
@@ -332,7 +336,7 @@ async fn revoke_token(
 ) -> Result<Json<TokenRecord>, ApiFailure> {
     validate::token_name(&body.name)?;
     let actor = actor(&token);
-    let revoked = blocking(&app, move |s| s.revoke_token(&body.name, &actor)).await?;
+    let revoked = blocking(&app.store, move |s| s.revoke_token(&body.name, &actor)).await?;
     tracing::info!(revoked = %revoked.name, token = %token.name, "admin token revoked");
     Ok(Json(revoked))
 }

@@ -1,6 +1,6 @@
 //! Connection admission of the API listener: at most
 //! [`super::ApiConfig::max_connections_per_source`] open connections per
-//! source (an IPv4 address, or an IPv6 /64: see [`super::limit::source_key`]),
+//! source (an IPv4 address, or an IPv6 /64: see [`crate::rate::source_key`]),
 //! so that one address holding or churning idle connections cannot use up
 //! the listener's slots and starve everybody else. A connection over its
 //! source's cap is closed at once, before anything is read. Trusted reverse
@@ -9,7 +9,7 @@
 //!
 //! Refusals are logged at WARN at most once per [`LOG_EVERY`], with counts.
 
-use super::limit::source_key;
+use crate::rate::source_key;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -4,6 +4,9 @@
 use super::AppState;
 use super::error::ApiFailure;
 use crate::model::TokenRecord;
+use crate::token::BearerToken;
+/// The token hash at its old path (tests name it here).
+pub use crate::token::token_hash;
 use crate::validate;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
@@ -12,7 +15,6 @@ use axum::http::{StatusCode, header};
 use pra_proto::api::ApiErrorCode;
 use pra_proto::sanitize::sanitize;
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
 
 /// A JSON body: at most [`super::MAX_BODY`] bytes (413 otherwise), never a
 /// private key (refused before parsing, so no parser message can quote
@@ -85,57 +87,6 @@ where
     }
 }
 
-/// An admin token as sent by a client. `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct BearerToken(String);
-
-impl std::fmt::Debug for BearerToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("BearerToken(MASKED)")
-    }
-}
-
-impl BearerToken {
-    /// Parse an `Authorization` header value: `Bearer TOKEN` with a token
-    /// of visible ASCII. `None` when missing or malformed.
-    pub fn from_header(value: Option<&[u8]>) -> Option<BearerToken> {
-        let v = std::str::from_utf8(value?).ok()?;
-        let (scheme, token) = v.trim().split_once(' ')?;
-        let token = token.trim();
-        if !scheme.eq_ignore_ascii_case("bearer")
-            || token.is_empty()
-            || token.len() > 512
-            || !token.bytes().all(|b| b.is_ascii_graphic())
-        {
-            return None;
-        }
-        Some(BearerToken(token.to_string()))
-    }
-
-    /// Wrap a token string (e.g. one just created).
-    pub fn new(token: String) -> BearerToken {
-        BearerToken(token)
-    }
-
-    /// The secret itself, for sending it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// What the store keeps: lower-case hex SHA-256 of the token.
-    pub fn hash(&self) -> String {
-        token_hash(&self.0)
-    }
-}
-
-/// Lower-case hex SHA-256 of a token.
-pub fn token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// An authenticated admin request: `Authorization: Bearer TOKEN` with a
 /// token the store knows. Missing/malformed → 401, unknown → 403.
 #[derive(Debug)]
@@ -161,7 +112,7 @@ impl FromRequestParts<AppState> for Admin {
             ));
         };
         let hash = token.hash();
-        match super::blocking(state, move |s| s.use_token(&hash)).await? {
+        match crate::blocking::blocking(&state.store, move |s| s.use_token(&hash)).await? {
             Some(record) => Ok(Admin(record)),
             None => {
                 tracing::warn!("admin request with an unknown token refused");
@@ -172,40 +123,5 @@ impl FromRequestParts<AppState> for Admin {
                 ))
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bearer_header_parsing() {
-        for (h, ok) in [
-            (Some(&b"Bearer pra_abc"[..]), true),
-            (Some(b"bearer pra_abc"), true),
-            (Some(b"Bearer  pra_abc "), true),
-            (None, false),
-            (Some(b""), false),
-            (Some(b"Bearer"), false),
-            (Some(b"Bearer "), false),
-            (Some(b"Basic dXNlcjpwdw=="), false),
-            (Some(b"Bearer a b"), false),
-            (Some(b"Bearer \xff\xfe"), false),
-            (Some(b"Bearer a\x01b"), false),
-        ] {
-            assert_eq!(BearerToken::from_header(h).is_some(), ok, "{h:?}");
-        }
-    }
-
-    #[test]
-    fn token_debug_is_masked_and_hash_is_hex() {
-        let t = BearerToken::new("pra_secret".into());
-        assert_eq!(format!("{t:?}"), "BearerToken(MASKED)");
-        assert_eq!(t.hash().len(), 64);
-        assert_eq!(
-            token_hash("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
     }
 }

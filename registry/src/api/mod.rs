@@ -27,12 +27,14 @@ pub mod admin;
 pub mod admission;
 pub mod error;
 pub mod extract;
-pub mod limit;
+/// The per-source limits, at their old path (tests name them here).
+pub use crate::rate as limit;
 pub mod proxy;
 pub mod public;
 pub mod tls;
 
-use crate::store::{Store, StoreResult};
+use crate::rate::{RateLimit, RateLimiter};
+use crate::store::Store;
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
@@ -41,7 +43,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use error::ApiFailure;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use limit::{RateLimit, RateLimiter};
 use pra_proto::api::ApiErrorCode;
 use pra_proto::sanitize::sanitize;
 use std::future::Future;
@@ -49,8 +50,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
 /// Largest request body, in bytes.
@@ -106,14 +108,14 @@ impl Default for ApiConfig {
 #[derive(Clone)]
 pub struct AppState {
     /// The registry's records.
-    pub store: Arc<dyn Store>,
+    pub store: Arc<Store>,
     submit_limiter: Arc<RateLimiter>,
     status_limiter: Arc<RateLimiter>,
 }
 
 impl AppState {
     /// State over a store, with the configured rate limits.
-    pub fn new(store: Arc<dyn Store>, config: &ApiConfig) -> AppState {
+    pub fn new(store: Arc<Store>, config: &ApiConfig) -> AppState {
         AppState {
             store,
             submit_limiter: Arc::new(RateLimiter::new(config.submit_limit)),
@@ -122,22 +124,9 @@ impl AppState {
     }
 }
 
-/// Run a store call on the blocking pool.
-pub async fn blocking<T, F>(app: &AppState, f: F) -> Result<T, ApiFailure>
-where
-    T: Send + 'static,
-    F: FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
-{
-    let store = app.store.clone();
-    tokio::task::spawn_blocking(move || f(store.as_ref()))
-        .await
-        .map_err(ApiFailure::internal)?
-        .map_err(ApiFailure::from)
-}
-
 /// The complete router, with every protection but the connection-level
 /// ones (those are in [`serve`]).
-pub fn router(store: Arc<dyn Store>, config: &ApiConfig) -> Router {
+pub fn router(store: Arc<Store>, config: &ApiConfig) -> Router {
     let web = crate::web::router(store.clone(), &config.web);
     let app = AppState::new(store, config);
     Router::new()
@@ -254,14 +243,16 @@ async fn deadline_and_log(State(limit): State<Duration>, req: Request, next: Nex
 /// [`ApiConfig::shutdown_grace`]) and return.
 pub async fn serve(
     listener: TcpListener,
-    store: Arc<dyn Store>,
+    store: Arc<Store>,
     config: ApiConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let router = router(store, &config);
     let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let admission = admission::Admission::new(config.max_connections_per_source);
-    let (stop_tx, stop_rx) = watch::channel(false);
+    // Cancelled once the listener is closed; each connection waits on a
+    // child token and then finishes gracefully.
+    let stop = CancellationToken::new();
     let mut conns = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -299,7 +290,7 @@ pub async fn serve(
         while conns.try_join_next().is_some() {}
         let router = router.clone();
         let config = config.clone();
-        let stop = stop_rx.clone();
+        let stop = stop.child_token();
         let _ = stream.set_nodelay(true);
         let tls = config.tls.as_ref().map(|t| t.acceptor());
         conns.spawn(async move {
@@ -321,7 +312,7 @@ pub async fn serve(
         });
     }
     drop(listener);
-    let _ = stop_tx.send(true);
+    stop.cancel();
     let drained = tokio::time::timeout(config.shutdown_grace, async {
         while conns.join_next().await.is_some() {}
     })
@@ -341,7 +332,7 @@ async fn serve_connection<S>(
     peer: SocketAddr,
     router: Router,
     config: &ApiConfig,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
     https: bool,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -375,7 +366,7 @@ async fn serve_connection<S>(
                 tracing::debug!(%peer, %e, "api connection ended with an error");
             }
         }
-        () = async { let _ = stop.wait_for(|s| *s).await; } => {
+        () = stop.cancelled() => {
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         }

@@ -16,9 +16,10 @@
 //! while learning whether a name exists costs a fresh signed submission
 //! per name, rate limited per source, capped per name and audited.
 
+use super::AppState;
 use super::error::ApiFailure;
 use super::extract::JsonBody;
-use super::{AppState, blocking};
+use crate::blocking::blocking;
 use crate::error::RegistryError;
 use crate::model::{Actor, NewKey};
 use crate::validate;
@@ -82,7 +83,7 @@ pub async fn submit(
     };
     let actor = Actor::Submitter(peer.to_string());
     let (fp, user) = (new.fingerprint.clone(), new.user.clone());
-    let added = blocking(&app, move |s| match s.add_key(new, false, &actor) {
+    let added = blocking(&app.store, move |s| match s.add_key(new, false, &actor) {
         Err(RegistryError::NotFound(_)) => {
             // No such account: remembered for the key's holder, answered as
             // if it existed.
@@ -134,7 +135,7 @@ pub async fn status(
     proof::verify(&key.key, Action::Status, &q.user, &q.proof, unix_now())
         .map_err(proof_failure)?;
     let (fp, user) = (key.fingerprint.clone(), q.user.clone());
-    let (record, unknown_account) = blocking(&app, move |s| {
+    let (record, unknown_account) = blocking(&app.store, move |s| {
         Ok(match s.get_key(&fp)? {
             Some(k) => (Some(k), false),
             None => (

@@ -51,7 +51,7 @@ pub struct Audit {
 
 impl Audit {
     /// Start the writer task for `store`; events carry `actor`.
-    pub fn start(store: Arc<dyn Store>, actor: String) -> (Arc<Audit>, JoinHandle<()>) {
+    pub fn start(store: Arc<Store>, actor: String) -> (Arc<Audit>, JoinHandle<()>) {
         let (tx, mut rx) = mpsc::channel::<Write>(QUEUE);
         let writer = tokio::spawn(async move {
             let queued = &crate::metrics::get().audit_queue;

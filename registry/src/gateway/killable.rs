@@ -7,6 +7,8 @@
 //! and shutdown must end a connection no matter what the peer does, so the
 //! session runs on a [`Killable`] stream: once its [`KillSwitch`] trips,
 //! every read and write fails, the session task ends and drops the socket.
+//! Tripping is a [`CancellationToken`] (the registry's one stop idiom), so
+//! the session's tasks can wait on it like on any other stop.
 
 use std::io;
 use std::pin::Pin;
@@ -14,18 +16,19 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Default)]
 struct Inner {
-    tripped: AtomicBool,
+    tripped: CancellationToken,
     /// How far the connection got (see [`KillSwitch::advance`]).
     progress: AtomicU8,
     /// Bytes the peer sent before it authenticated.
     bytes_read: AtomicU64,
     /// The connection is waiting out a failed-login penalty.
     held: AtomicBool,
+    /// The stream's pending read and write, woken when it trips.
     wakers: Mutex<[Option<Waker>; 2]>,
-    notify: tokio::sync::Notify,
 }
 
 /// Cuts a [`Killable`] stream. Cheap to clone.
@@ -61,7 +64,7 @@ impl KillSwitch {
 
     /// Cut the stream: pending and future reads and writes fail.
     pub fn trip(&self) {
-        self.0.tripped.store(true, Ordering::SeqCst);
+        self.0.tripped.cancel();
         let wakers = {
             let mut slots = self.0.wakers.lock().unwrap_or_else(|p| p.into_inner());
             [slots[READ].take(), slots[WRITE].take()]
@@ -69,20 +72,11 @@ impl KillSwitch {
         for w in wakers.into_iter().flatten() {
             w.wake();
         }
-        self.0.notify.notify_waiters();
     }
 
     /// Wait until it trips.
     pub async fn tripped(&self) {
-        loop {
-            let notified = self.0.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.is_tripped() {
-                return;
-            }
-            notified.await;
-        }
+        self.0.tripped.cancelled().await;
     }
 
     /// The connection got to `level` (levels only rise; the admission
@@ -125,7 +119,7 @@ impl KillSwitch {
 
     /// Has it tripped?
     pub fn is_tripped(&self) -> bool {
-        self.0.tripped.load(Ordering::SeqCst)
+        self.0.tripped.is_cancelled()
     }
 
     /// Register `waker` for `slot`; true when already tripped.

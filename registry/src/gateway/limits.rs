@@ -33,8 +33,9 @@
 //!   Failures are forgotten after a quiet period.
 
 use super::killable::{KillSwitch, PROGRESS_TALKING};
+pub(crate) use crate::rate::source_key;
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -75,21 +76,6 @@ impl PenaltyPolicy {
         }
         let factor = 1u32.checked_shl(over - 1).unwrap_or(u32::MAX);
         self.base.saturating_mul(factor).min(self.max)
-    }
-}
-
-/// The key per-source limits are counted under (pure): an IPv4 address, or
-/// the /64 prefix of an IPv6 address; IPv4-mapped IPv6 is IPv4.
-pub fn source_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(v4) => IpAddr::V4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
     }
 }
 

@@ -177,16 +177,16 @@ impl Trimmer {
         self.wanted.notify_one();
     }
 
-    /// Trim after requests, at most once per `every`, until `stop` changes.
-    pub async fn run(&self, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    /// Trim after requests, at most once per `every`, until `stop` is cancelled.
+    pub async fn run(&self, every: Duration, stop: tokio_util::sync::CancellationToken) {
         loop {
             tokio::select! {
                 () = self.wanted.notified() => {}
-                _ = stop.changed() => return,
+                () = stop.cancelled() => return,
             }
             tokio::select! {
                 () = tokio::time::sleep(every) => {}
-                _ = stop.changed() => return,
+                () = stop.cancelled() => return,
             }
             let _ = tokio::task::spawn_blocking(trim).await;
         }

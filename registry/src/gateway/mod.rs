@@ -49,9 +49,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, watch as watch_chan};
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// Default of [`GatewayConfig::max_sessions_per_key`].
 pub const DEFAULT_MAX_SESSIONS_PER_KEY: usize = 4;
@@ -166,11 +167,11 @@ pub fn default_gateway_id(local: SocketAddr) -> String {
 /// What every connection of one gateway shares.
 pub struct Shared {
     /// The registry.
-    pub store: Arc<dyn Store>,
+    pub store: Arc<Store>,
     /// This gateway's id (see [`GatewayConfig::gateway_id`]).
     pub gateway_id: String,
     /// The store's change feed (latest revision, database health).
-    pub feed: watch_chan::Receiver<Change>,
+    pub feed: tokio::sync::watch::Receiver<Change>,
     /// Ended sessions whose end could not be written to the registry yet
     /// (it was unreachable); [`watch::heartbeat`] retries them.
     pub pending_ends: std::sync::Mutex<Vec<watch::PendingEnd>>,
@@ -191,26 +192,23 @@ pub struct Shared {
 }
 
 /// Run a store call on the blocking pool.
-pub async fn blocking<T, F>(store: &Arc<dyn Store>, f: F) -> StoreResult<T>
+pub async fn blocking<T, F>(store: &Arc<Store>, f: F) -> StoreResult<T>
 where
     T: Send + 'static,
-    F: FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
+    F: FnOnce(&Store) -> StoreResult<T> + Send + 'static,
 {
-    let store = Arc::clone(store);
     let started = std::time::Instant::now();
-    let r = tokio::task::spawn_blocking(move || f(store.as_ref()))
-        .await
-        .map_err(|e| RegistryError::Database(format!("store call failed: {e}")));
+    let r = crate::blocking::blocking(store, f).await;
     let m = crate::metrics::get();
     crate::metrics::Metrics::observe(&m.store_seconds, started.elapsed());
-    r?
+    r
 }
 
 /// Serve SSH on `listener` until `shutdown` completes; then disconnect every
 /// client and return. Errors only if the settings cannot be used.
 pub async fn run(
     listener: TcpListener,
-    store: Arc<dyn Store>,
+    store: Arc<Store>,
     config: GatewayConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RegistryError> {
@@ -257,17 +255,19 @@ pub async fn run(
         trimmer: memory::Trimmer::default(),
         audit,
     });
-    let (stop_tx, stop_rx) = watch_chan::channel(false);
-    let watcher = tokio::spawn(watch::run(Arc::clone(&shared), stop_rx.clone()));
-    let heartbeat = tokio::spawn(watch::heartbeat(Arc::clone(&shared), stop_rx.clone()));
+    // Cancelled at shutdown: the background tasks and, through a child
+    // token each, every connection stop.
+    let stop = CancellationToken::new();
+    let watcher = tokio::spawn(watch::run(Arc::clone(&shared), stop.child_token()));
+    let heartbeat = tokio::spawn(watch::heartbeat(Arc::clone(&shared), stop.child_token()));
     let trimmer = {
         let shared = Arc::clone(&shared);
-        let stop = stop_rx.clone();
+        let stop = stop.child_token();
         tokio::spawn(async move { shared.trimmer.run(Duration::from_secs(1), stop).await })
     };
     let summaries = {
         let shared = Arc::clone(&shared);
-        let mut stop = stop_rx.clone();
+        let stop = stop.child_token();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(shared.refusals.tick());
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -278,7 +278,7 @@ pub async fn run(
                 tokio::select! {
                     _ = tick.tick() => shared.refusals.flush(false),
                     _ = flood.tick() => seen = report_flood(&shared.limits, seen),
-                    _ = stop.changed() => break,
+                    () = stop.cancelled() => break,
                 }
             }
         })
@@ -296,15 +296,13 @@ pub async fn run(
                     match shared.limits.admit(peer.ip(), kill.clone()) {
                         Ok(ticket) => {
                             crate::metrics::get().preauth_connections.inc();
-                            conns.spawn(connection(
-                                Arc::clone(&shared),
-                                Arc::clone(&ssh),
-                                tcp,
+                            let conn = Connection {
+                                shared: Arc::clone(&shared),
                                 peer,
-                                ticket,
                                 kill,
-                                stop_rx.clone(),
-                            ));
+                                stop: stop.child_token(),
+                            };
+                            conns.spawn(conn.run(Arc::clone(&ssh), tcp, ticket));
                         }
                         Err(limits::Refusal::SourceBusy) => {
                             tracing::debug!(%peer, "too many unauthenticated connections from this source; closed");
@@ -327,7 +325,7 @@ pub async fn run(
         "ssh gateway shutting down"
     );
     drop(listener);
-    let _ = stop_tx.send(true);
+    stop.cancel();
     let drained = tokio::time::timeout(Duration::from_secs(5), async {
         while conns.join_next().await.is_some() {}
     })
@@ -376,29 +374,69 @@ fn describe(result: &Result<(), russh::Error>) -> String {
     }
 }
 
-/// One TCP connection, from admission to `session.end`.
-async fn connection(
+/// The SSH session of one connection, as russh runs it.
+type Running = russh::server::RunningSession<handler::GatewayHandler>;
+
+/// One accepted TCP connection, from admission to `session.end`: the login
+/// ([`Connection::login`]), the session until it ends or the gateway stops
+/// ([`Connection::run`]), then its records ([`Connection::finish`]).
+struct Connection {
     shared: Arc<Shared>,
-    ssh: Arc<russh::server::Config>,
-    tcp: TcpStream,
     peer: SocketAddr,
-    ticket: Ticket,
+    /// Cuts the socket whatever the peer does.
     kill: KillSwitch,
-    mut stop: watch_chan::Receiver<bool>,
-) {
-    let _ = tcp.set_nodelay(true);
-    let stream = Killable::new(tcp, kill.clone());
-    let (authed_tx, authed_rx) = oneshot::channel();
-    let handler = handler::GatewayHandler::new(Arc::clone(&shared), peer, kill.clone(), authed_tx);
-    let deadline = Instant::now() + shared.cfg.login_deadline;
-    let running =
-        match tokio::time::timeout_at(deadline, russh::server::run_stream(ssh, stream, handler))
-            .await
-        {
+    /// The gateway's shutdown (a child token of it).
+    stop: CancellationToken,
+}
+
+impl Connection {
+    /// Serve the connection to its end; `ticket` holds its pre-auth slot
+    /// until it logs in.
+    async fn run(self, ssh: Arc<russh::server::Config>, tcp: TcpStream, ticket: Ticket) {
+        let Some((mut running, state)) = self.login(ssh, tcp).await else {
+            return;
+        };
+        ticket.authenticated();
+        let registered = tokio::spawn(register(Arc::clone(&self.shared), Arc::clone(&state)));
+        let result = tokio::select! {
+            result = &mut running => result,
+            () = self.stop.cancelled() => {
+                state.end("gateway_shutdown".into(), "the gateway is shutting down".into());
+                tokio::time::timeout(Duration::from_secs(2), &mut running)
+                    .await
+                    .unwrap_or(Ok(()))
+            }
+        };
+        // Whatever ended the session, nothing it opened outlives it.
+        self.kill.trip();
+        state.abort_forwards();
+        self.shared.sessions.unregister(state.id);
+        self.shared.trimmer.request();
+        self.finish(&state, &result, registered).await;
+    }
+
+    /// The SSH handshake and login, within the login deadline; the running
+    /// session and its state once a key is accepted, `None` when the
+    /// connection ended (or was ended) before.
+    async fn login(
+        &self,
+        ssh: Arc<russh::server::Config>,
+        tcp: TcpStream,
+    ) -> Option<(Running, Arc<SessionState>)> {
+        let (shared, peer, kill) = (&self.shared, self.peer, &self.kill);
+        let _ = tcp.set_nodelay(true);
+        let stream = Killable::new(tcp, kill.clone());
+        let (authed_tx, authed_rx) = oneshot::channel();
+        let handler =
+            handler::GatewayHandler::new(Arc::clone(shared), peer, kill.clone(), authed_tx);
+        let deadline = Instant::now() + shared.cfg.login_deadline;
+        let started =
+            tokio::time::timeout_at(deadline, russh::server::run_stream(ssh, stream, handler));
+        let mut running = match started.await {
             Ok(Ok(running)) => running,
             Ok(Err(e)) => {
                 tracing::debug!(%peer, %e, "ssh handshake failed");
-                return;
+                return None;
             }
             Err(_) => {
                 tracing::debug!(%peer, "no ssh banner before the login deadline");
@@ -407,61 +445,105 @@ async fn connection(
                     "login_deadline",
                 );
                 shared.limits.record_failure(peer.ip(), None);
-                return;
+                return None;
             }
         };
-    tokio::pin!(running);
-
-    let state: Arc<SessionState> = tokio::select! {
-        authed = authed_rx => match authed {
-            Ok(state) => state,
-            Err(_) => {
-                let _ = (&mut running).await;
-                return;
+        // `biased`: a client that logs in and leaves at once makes both the
+        // login and the session's end ready together; the login must win so
+        // the session is recorded (start and end) like any other.
+        tokio::select! {
+            biased;
+            authed = authed_rx => match authed {
+                Ok(state) => return Some((running, state)),
+                Err(_) => {
+                    let _ = (&mut running).await;
+                }
+            },
+            result = &mut running => {
+                tracing::debug!(%peer, reason = %describe(&result), "connection ended before login");
             }
-        },
-        result = &mut running => {
-            tracing::debug!(%peer, reason = %describe(&result), "connection ended before login");
-            return;
+            () = tokio::time::sleep_until(deadline) => {
+                tracing::debug!(%peer, "login deadline missed; connection closed");
+                shared.limits.record_failure(peer.ip(), None);
+                cut(kill, &mut running).await;
+            }
+            () = kill.tripped() => {
+                cut(kill, &mut running).await;
+            }
+            () = self.stop.cancelled() => {
+                cut(kill, &mut running).await;
+            }
         }
-        () = tokio::time::sleep_until(deadline) => {
-            tracing::debug!(%peer, "login deadline missed; connection closed");
-            shared.limits.record_failure(peer.ip(), None);
-            kill.trip();
-            let _ = tokio::time::timeout(Duration::from_secs(5), &mut running).await;
-            return;
-        }
-        () = kill.tripped() => {
-            let _ = tokio::time::timeout(Duration::from_secs(5), &mut running).await;
-            return;
-        }
-        _ = stop.changed() => {
-            kill.trip();
-            let _ = tokio::time::timeout(Duration::from_secs(5), &mut running).await;
-            return;
-        }
-    };
-    ticket.authenticated();
-    let registered = tokio::spawn(register(Arc::clone(&shared), Arc::clone(&state)));
+        None
+    }
 
-    let result = tokio::select! {
-        result = &mut running => result,
-        _ = stop.changed() => {
-            state.end("gateway_shutdown".into(), "the gateway is shutting down".into());
-            tokio::time::timeout(Duration::from_secs(2), &mut running)
-                .await
-                .unwrap_or(Ok(()))
+    /// Record the session's end: its totals in the log, in the registry's
+    /// live-sessions list (retried later when unreachable) and in the audit
+    /// log as `session.end`.
+    async fn finish(
+        &self,
+        state: &Arc<SessionState>,
+        result: &Result<(), russh::Error>,
+        registered: tokio::task::JoinHandle<Option<i64>>,
+    ) {
+        let (shared, peer) = (&self.shared, self.peer);
+        let reason = state.end_reason().unwrap_or_else(|| describe(result));
+        let (up, down, forwards) = totals(state);
+        let duration = state.started.elapsed().as_secs_f64();
+        tracing::info!(user = %state.user, source = %peer, %reason, duration_secs = duration, bytes_up = up, bytes_down = down, "session end");
+        if let Ok(Some(id)) = registered.await {
+            let end = watch::PendingEnd {
+                progress: SessionProgress {
+                    id,
+                    bytes_up: up,
+                    bytes_down: down,
+                },
+                at: now(),
+                reason: reason.clone(),
+            };
+            let retry = end.clone();
+            if let Err(e) = blocking(&shared.store, move |s| {
+                s.session_close(end.progress, end.at, &end.reason)
+            })
+            .await
+            {
+                tracing::warn!(%e, session = id, "cannot mark the session ended in the registry yet; will retry");
+                shared
+                    .pending_ends
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(retry);
+            }
         }
-    };
-    // Whatever ended the session, nothing it opened outlives it.
+        shared.audit.record(
+            "session.end",
+            Some(&state.user),
+            Some(&state.fingerprint),
+            Some(peer),
+            serde_json::json!({
+                "reason": reason,
+                "duration_secs": (duration * 1000.0).round() / 1000.0,
+                "bytes_up": up,
+                "bytes_down": down,
+                "forwards": forwards,
+                "refused_forwards": state.refused.load(std::sync::atomic::Ordering::Relaxed),
+                "failed_forwards": state.failed.load(std::sync::atomic::Ordering::Relaxed),
+            }),
+        );
+    }
+}
+
+/// Cut the socket and give the session task a moment to end.
+async fn cut(kill: &KillSwitch, running: &mut Running) {
     kill.trip();
-    state.abort_forwards();
-    shared.sessions.unregister(state.id);
-    shared.trimmer.request();
-    let reason = state.end_reason().unwrap_or_else(|| describe(&result));
-    let tallies = state.tallies();
+    let _ = tokio::time::timeout(Duration::from_secs(5), running).await;
+}
+
+/// A session's bytes up and down in total, and per rule for the audit log.
+fn totals(state: &SessionState) -> (u64, u64, Vec<serde_json::Value>) {
     let (mut up, mut down) = (0u64, 0u64);
-    let forwards: Vec<serde_json::Value> = tallies
+    let forwards = state
+        .tallies()
         .iter()
         .map(|(rule, t)| {
             up += t.up;
@@ -475,48 +557,7 @@ async fn connection(
             })
         })
         .collect();
-    let duration = state.started.elapsed().as_secs_f64();
-    tracing::info!(user = %state.user, source = %peer, %reason, duration_secs = duration, bytes_up = up, bytes_down = down, "session end");
-    if let Ok(Some(id)) = registered.await {
-        let progress = SessionProgress {
-            id,
-            bytes_up: up,
-            bytes_down: down,
-        };
-        let end = watch::PendingEnd {
-            progress,
-            at: now(),
-            reason: reason.clone(),
-        };
-        let retry = end.clone();
-        if let Err(e) = blocking(&shared.store, move |s| {
-            s.session_close(end.progress, end.at, &end.reason)
-        })
-        .await
-        {
-            tracing::warn!(%e, session = id, "cannot mark the session ended in the registry yet; will retry");
-            shared
-                .pending_ends
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(retry);
-        }
-    }
-    shared.audit.record(
-        "session.end",
-        Some(&state.user),
-        Some(&state.fingerprint),
-        Some(peer),
-        serde_json::json!({
-            "reason": reason,
-            "duration_secs": (duration * 1000.0).round() / 1000.0,
-            "bytes_up": up,
-            "bytes_down": down,
-            "forwards": forwards,
-            "refused_forwards": state.refused.load(std::sync::atomic::Ordering::Relaxed),
-            "failed_forwards": state.failed.load(std::sync::atomic::Ordering::Relaxed),
-        }),
-    );
+    (up, down, forwards)
 }
 
 /// Add a session that just logged in to the registry's live-sessions list;

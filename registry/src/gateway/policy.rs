@@ -149,8 +149,7 @@ impl LoginState {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
-    use crate::model::{KeyRecord, User};
-    use pra_proto::api::Device;
+    use crate::model::User;
 
     fn rule(host: &str, port: u16) -> RuleRecord {
         RuleRecord {
@@ -215,19 +214,8 @@ mod tests {
                 enabled,
                 created_at: 0,
             }),
-            key: key.map(|(owner, status)| KeyRecord {
-                fingerprint: "SHA256:x".into(),
-                user: owner.into(),
-                public_key: String::new(),
-                algorithm: "ssh-ed25519".into(),
-                device: Device::default(),
-                status,
-                submitted_at: 0,
-                approved_by: None,
-                approved_at: None,
-                revoked_by: None,
-                revoked_at: None,
-                last_seen: None,
+            key: key.map(|(owner, status)| {
+                crate::web::dup::tests::key("SHA256:x", owner, "", "", status)
             }),
         }
     }
@@ -241,47 +229,20 @@ mod tests {
             Option<(&'a str, KeyStatus)>,
             Result<(), RefuseReason>,
         );
+        #[rustfmt::skip]
         let table: &[Row] = &[
             (Some(("alice", true)), Some(("alice", Approved)), Ok(())),
             (None, Some(("alice", Approved)), Err(UnknownUser)),
             (None, None, Err(UnknownUser)),
             (Some(("alice", true)), None, Err(UnknownKey)),
-            (
-                Some(("alice", true)),
-                Some(("bob", Approved)),
-                Err(OtherUsersKey),
-            ),
-            (
-                Some(("alice", true)),
-                Some(("alice", Pending)),
-                Err(KeyPending),
-            ),
-            (
-                Some(("alice", true)),
-                Some(("alice", Revoked)),
-                Err(KeyRevoked),
-            ),
-            (
-                Some(("alice", false)),
-                Some(("alice", Approved)),
-                Err(UserDisabled),
-            ),
-            (
-                Some(("alice", false)),
-                Some(("alice", Revoked)),
-                Err(KeyRevoked),
-            ),
-            (
-                Some(("alice", false)),
-                Some(("bob", Approved)),
-                Err(OtherUsersKey),
-            ),
+            (Some(("alice", true)), Some(("bob", Approved)), Err(OtherUsersKey)),
+            (Some(("alice", true)), Some(("alice", Pending)), Err(KeyPending)),
+            (Some(("alice", true)), Some(("alice", Revoked)), Err(KeyRevoked)),
+            (Some(("alice", false)), Some(("alice", Approved)), Err(UserDisabled)),
+            (Some(("alice", false)), Some(("alice", Revoked)), Err(KeyRevoked)),
+            (Some(("alice", false)), Some(("bob", Approved)), Err(OtherUsersKey)),
             // a store answering with another account than asked for
-            (
-                Some(("bob", true)),
-                Some(("alice", Approved)),
-                Err(OtherUsersKey),
-            ),
+            (Some(("bob", true)), Some(("alice", Approved)), Err(OtherUsersKey)),
         ];
         for (user, key, want) in table {
             assert_eq!(

@@ -34,15 +34,15 @@ use crate::model::{SessionProgress, Timestamp, now};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
 
 /// The feed's revision is trusted when it heard from the database this
 /// recently (it re-checks every 2 s at most; SQLite every 250 ms).
 const FEED_FRESH: Duration = Duration::from_secs(10);
 
-/// Run until `stop` turns true (or its sender is gone).
-pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+/// Run until `stop` is cancelled.
+pub async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     let mut feed = shared.feed.clone();
     let mut feed_open = true;
     let mut tick = tokio::time::interval(shared.cfg.revocation_poll);
@@ -55,11 +55,7 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             r = feed.changed(), if feed_open => {
                 feed_open = r.is_ok();
             }
-            r = stop.changed() => {
-                if r.is_err() || *stop.borrow() {
-                    return;
-                }
-            }
+            () = stop.cancelled() => return,
         }
         let change = feed.borrow_and_update().clone();
         let fresh =
@@ -248,8 +244,8 @@ async fn retry_ends(shared: &Arc<Shared>) {
 /// Every `progress_interval`: write the live sessions' byte counts (one
 /// store call for all of them), which is also their heartbeat in the
 /// live-sessions list, and retry the session ends the registry missed.
-/// Runs until `stop` turns true (then retries those ends once more).
-pub async fn heartbeat(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+/// Runs until `stop` is cancelled (then retries those ends once more).
+pub async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(shared.cfg.progress_interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     tick.tick().await;
@@ -257,11 +253,9 @@ pub async fn heartbeat(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            r = stop.changed() => {
-                if r.is_err() || *stop.borrow() {
-                    retry_ends(&shared).await;
-                    return;
-                }
+            () = stop.cancelled() => {
+                retry_ends(&shared).await;
+                return;
             }
         }
         retry_ends(&shared).await;

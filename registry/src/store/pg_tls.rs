@@ -15,13 +15,7 @@
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
-use std::future::Future;
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
 use tokio_rustls::rustls::client::WebPkiServerVerifier;
 use tokio_rustls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
@@ -30,6 +24,9 @@ use tokio_rustls::rustls::crypto::WebPkiSupportedAlgorithms;
 use tokio_rustls::rustls::{
     self, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
+
+/// The connector handed to tokio-postgres / deadpool (cheap to clone).
+pub use tokio_postgres_rustls::MakeRustlsConnect as RustlsConnect;
 
 /// What the URL's `sslmode` asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,77 +55,38 @@ impl Mode {
             _ => return None,
         })
     }
-
-    /// The name in the URL.
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Disable => "disable",
-            Mode::Prefer => "prefer",
-            Mode::Require => "require",
-            Mode::VerifyCa => "verify-ca",
-            Mode::VerifyFull => "verify-full",
-        }
-    }
 }
 
-/// How the certificate is checked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Check {
-    Nothing,
-    Chain,
-    ChainAndName,
-}
-
-/// The connector handed to tokio-postgres / deadpool (cheap to clone).
-#[derive(Clone)]
-pub struct RustlsConnect {
-    config: Arc<ClientConfig>,
-}
-
-impl std::fmt::Debug for RustlsConnect {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RustlsConnect").finish_non_exhaustive()
-    }
-}
-
-impl RustlsConnect {
-    /// The connector for `mode` with roots from `root_file` (a PEM file;
-    /// `None` or `Some("system")` = the built-in Mozilla roots). Errors name
-    /// what is wrong, without the URL.
-    pub fn new(mode: Mode, root_file: Option<&str>) -> Result<RustlsConnect, String> {
-        let root_file = root_file.filter(|f| *f != "system");
-        let check = match mode {
-            Mode::Disable | Mode::Prefer => Check::Nothing,
-            Mode::Require if root_file.is_none() => Check::Nothing,
-            Mode::Require | Mode::VerifyCa => Check::Chain,
-            Mode::VerifyFull => Check::ChainAndName,
-        };
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier: Arc<dyn ServerCertVerifier> = match check {
-            Check::Nothing => Arc::new(NoCheck(provider.signature_verification_algorithms)),
-            Check::Chain | Check::ChainAndName => {
-                let roots = roots(root_file)?;
-                let webpki =
-                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                        .build()
-                        .map_err(|e| format!("cannot use the trusted roots: {e}"))?;
-                if check == Check::Chain {
-                    Arc::new(ChainOnly(webpki))
-                } else {
-                    webpki
-                }
-            }
-        };
-        let config = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("cannot set up TLS: {e}"))?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth();
-        Ok(RustlsConnect {
-            config: Arc::new(config),
-        })
-    }
+/// The connector for `mode` with roots from `root_file` (a PEM file; `None`
+/// or `Some("system")` = the built-in Mozilla roots). Errors name what is
+/// wrong, without the URL.
+pub fn connector(mode: Mode, root_file: Option<&str>) -> Result<RustlsConnect, String> {
+    let root_file = root_file.filter(|f| *f != "system");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let algorithms = provider.signature_verification_algorithms;
+    let chain = match mode {
+        Mode::Disable | Mode::Prefer => None,
+        Mode::Require if root_file.is_none() => None,
+        Mode::Require | Mode::VerifyCa | Mode::VerifyFull => Some(
+            WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots(root_file)?),
+                provider.clone(),
+            )
+            .build()
+            .map_err(|e| format!("cannot use the trusted roots: {e}"))?,
+        ),
+    };
+    let verifier: Arc<dyn ServerCertVerifier> = match (mode, chain) {
+        (Mode::VerifyFull, Some(webpki)) => webpki,
+        (_, chain) => Arc::new(Lenient { chain, algorithms }),
+    };
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot set up TLS: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Ok(RustlsConnect::new(config))
 }
 
 fn roots(file: Option<&str>) -> Result<RootCertStore, String> {
@@ -156,52 +114,17 @@ fn roots(file: Option<&str>) -> Result<RootCertStore, String> {
     Ok(store)
 }
 
-/// `require` without roots: encrypted, the certificate taken as it is (the
-/// handshake signatures are still checked).
+/// The lenient checks: `require` without roots (`chain: None`) takes the
+/// certificate as it is, `verify-ca` checks the chain but not the name
+/// (rustls checks the chain before the name, so a name error means the
+/// chain was good). The handshake signatures are checked either way.
 #[derive(Debug)]
-struct NoCheck(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for NoCheck {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
-    }
+struct Lenient {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    algorithms: WebPkiSupportedAlgorithms,
 }
 
-/// `verify-ca`: the chain is checked, the name is not. (rustls checks the
-/// chain before the name, so a name error means the chain was good.)
-#[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for Lenient {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -210,10 +133,10 @@ impl ServerCertVerifier for ChainOnly {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -227,7 +150,7 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -236,121 +159,10 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
-impl<S> MakeTlsConnect<S> for RustlsConnect
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    type Stream = PgTlsStream<S>;
-    type TlsConnect = RustlsOne;
-    type Error = io::Error;
-
-    fn make_tls_connect(&mut self, domain: &str) -> Result<RustlsOne, io::Error> {
-        let name = ServerName::try_from(domain.to_owned()).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "{} is not a host name TLS can check",
-                    pra_proto::sanitize::sanitize(domain, 100)
-                ),
-            )
-        })?;
-        Ok(RustlsOne {
-            config: self.config.clone(),
-            name,
-        })
-    }
-}
-
-/// One connection's handshake.
-pub struct RustlsOne {
-    config: Arc<ClientConfig>,
-    name: ServerName<'static>,
-}
-
-impl<S> TlsConnect<S> for RustlsOne
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    type Stream = PgTlsStream<S>;
-    type Error = io::Error;
-    type Future = Pin<Box<dyn Future<Output = io::Result<PgTlsStream<S>>> + Send>>;
-
-    fn connect(self, stream: S) -> Self::Future {
-        let connector = tokio_rustls::TlsConnector::from(self.config);
-        Box::pin(async move {
-            let tls = connector.connect(self.name, stream).await?;
-            Ok(PgTlsStream(Box::new(tls)))
-        })
-    }
-}
-
-/// An encrypted connection to PostgreSQL.
-pub struct PgTlsStream<S>(Box<tokio_rustls::client::TlsStream<S>>);
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for PgTlsStream<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.0).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for PgTlsStream<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut *self.0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.0).poll_shutdown(cx)
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream for PgTlsStream<S> {
-    fn channel_binding(&self) -> ChannelBinding {
-        // No tls-server-end-point binding: SCRAM runs without the -PLUS
-        // variant (the server's certificate is checked by the modes above).
-        ChannelBinding::none()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use super::*;
-
-    #[test]
-    fn modes_and_roots() {
-        for m in ["disable", "prefer", "require", "verify-ca", "verify-full"] {
-            assert_eq!(Mode::parse(m).unwrap().name(), m);
-        }
-        assert_eq!(Mode::parse("allow"), Some(Mode::Prefer));
-        assert_eq!(Mode::parse("bogus"), None);
-        assert!(RustlsConnect::new(Mode::VerifyFull, None).is_ok());
-        assert!(RustlsConnect::new(Mode::VerifyFull, Some("system")).is_ok());
-        let e = RustlsConnect::new(Mode::VerifyFull, Some("/nonexistent/ca.pem")).unwrap_err();
-        assert!(e.contains("sslrootcert=/nonexistent/ca.pem"), "{e}");
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("empty.pem");
-        std::fs::write(&f, "nothing here").unwrap();
-        let e = RustlsConnect::new(Mode::VerifyCa, f.to_str()).unwrap_err();
-        assert!(e.contains("holds no PEM certificate"), "{e}");
+        self.algorithms.supported_schemes()
     }
 }

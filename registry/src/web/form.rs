@@ -191,6 +191,7 @@ impl FromRequestParts<WebState> for Admin {
         let session = match state.sessions.touch(&id, state.now()) {
             // A session signed in over HTTPS is not used over plain HTTP.
             Lookup::Live(s) if s.secure == scheme.secure => s,
+            Lookup::Unavailable(e) => return Err(unavailable(&e)),
             Lookup::Live(_) | Lookup::Expired | Lookup::Unknown => {
                 return Err(ended.into_response());
             }
@@ -198,11 +199,7 @@ impl FromRequestParts<WebState> for Admin {
         // The token must still be valid (and its use is recorded). A store
         // that does not answer is an error page, not a sign-out.
         let hash = session.token_hash.clone();
-        let store = state.store.clone();
-        let found = tokio::task::spawn_blocking(move || store.use_token(&hash))
-            .await
-            .map_err(|e| crate::error::RegistryError::Database(e.to_string()))
-            .and_then(|r| r);
+        let found = crate::blocking::blocking(&state.store, move |s| s.use_token(&hash)).await;
         match found {
             Ok(Some(t)) if t.name == session.token_name => {}
             Ok(_) => {
@@ -210,16 +207,7 @@ impl FromRequestParts<WebState> for Admin {
                 state.sessions.remove(&id);
                 return Err(ended.into_response());
             }
-            Err(e) => {
-                tracing::error!(err = %e, "admin page: cannot check the session's token");
-                return Err(view::error_page(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Registry unavailable",
-                    "The registry's database does not answer right now; nothing was changed. \
-                     Try again in a moment.",
-                )
-                .into_response());
-            }
+            Err(e) => return Err(unavailable(&e)),
         }
         Ok(Admin {
             id,
@@ -227,6 +215,19 @@ impl FromRequestParts<WebState> for Admin {
             scheme,
         })
     }
+}
+
+/// The session or its token cannot be checked: a store that does not
+/// answer is an error page, not a sign-out.
+fn unavailable(e: &crate::error::RegistryError) -> Response {
+    tracing::error!(err = %e, "admin page: cannot check the session's token");
+    view::error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Registry unavailable",
+        "The registry's database does not answer right now; nothing was changed. \
+         Try again in a moment.",
+    )
+    .into_response()
 }
 
 /// A signed-in admin's form whose CSRF token (`csrf` field) is the

@@ -230,74 +230,23 @@ mod tests {
         let host = ("host", "127.0.0.1:10088");
         // (method, headers, refused?)
         type Case<'a> = (Method, Vec<(&'a str, &'a str)>, bool);
+        #[rustfmt::skip]
         let cases: &[Case<'_>] = &[
             (Method::POST, vec![host], false),
-            (
-                Method::POST,
-                vec![host, ("sec-fetch-site", "same-origin")],
-                false,
-            ),
-            (
-                Method::POST,
-                vec![host, ("sec-fetch-site", "cross-site")],
-                true,
-            ),
-            (
-                Method::POST,
-                vec![host, ("sec-fetch-site", "same-site")],
-                true,
-            ),
+            (Method::POST, vec![host, ("sec-fetch-site", "same-origin")], false),
+            (Method::POST, vec![host, ("sec-fetch-site", "cross-site")], true),
+            (Method::POST, vec![host, ("sec-fetch-site", "same-site")], true),
             (Method::POST, vec![host, ("sec-fetch-site", "none")], true),
-            (
-                Method::POST,
-                vec![
-                    host,
-                    ("sec-fetch-site", "same-origin"),
-                    ("origin", "http://evil.example"),
-                ],
-                false,
-            ),
-            (
-                Method::POST,
-                vec![host, ("origin", "http://127.0.0.1:10088")],
-                false,
-            ),
-            (
-                Method::POST,
-                vec![host, ("origin", "https://127.0.0.1:10088")],
-                false,
-            ),
-            (
-                Method::POST,
-                vec![host, ("origin", "http://127.0.0.1:10089")],
-                true,
-            ),
-            (
-                Method::POST,
-                vec![host, ("origin", "http://evil.example")],
-                true,
-            ),
+            (Method::POST, vec![host, ("sec-fetch-site", "same-origin"), ("origin", "http://evil.example")], false),
+            (Method::POST, vec![host, ("origin", "http://127.0.0.1:10088")], false),
+            (Method::POST, vec![host, ("origin", "https://127.0.0.1:10088")], false),
+            (Method::POST, vec![host, ("origin", "http://127.0.0.1:10089")], true),
+            (Method::POST, vec![host, ("origin", "http://evil.example")], true),
             (Method::POST, vec![host, ("origin", "null")], true),
-            (
-                Method::POST,
-                vec![("origin", "http://127.0.0.1:10088")],
-                true,
-            ),
-            (
-                Method::DELETE,
-                vec![host, ("origin", "http://evil.example")],
-                true,
-            ),
-            (
-                Method::GET,
-                vec![host, ("sec-fetch-site", "cross-site")],
-                false,
-            ),
-            (
-                Method::HEAD,
-                vec![host, ("origin", "http://evil.example")],
-                false,
-            ),
+            (Method::POST, vec![("origin", "http://127.0.0.1:10088")], true),
+            (Method::DELETE, vec![host, ("origin", "http://evil.example")], true),
+            (Method::GET, vec![host, ("sec-fetch-site", "cross-site")], false),
+            (Method::HEAD, vec![host, ("origin", "http://evil.example")], false),
         ];
         for (m, h, refused) in cases {
             assert_eq!(cross_site(m, &headers(h)).is_some(), *refused, "{m} {h:?}");

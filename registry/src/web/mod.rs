@@ -1,7 +1,7 @@
 //! The admin web page, served under `/admin` on the API listener: the same
-//! admin work as the CLI (approve keys, manage users and rules, see live
-//! sessions and the audit log) as server-rendered HTML that needs no
-//! JavaScript and loads nothing from elsewhere.
+//! admin work as the CLI (approve keys, manage users, rules and invites,
+//! see live sessions and the audit log) as server-rendered HTML that needs
+//! no JavaScript and loads nothing from elsewhere.
 //!
 //! # Layout
 //! - [`session`]: server-side sessions in memory (random id in a cookie,
@@ -38,6 +38,9 @@
 //!   `nosniff`, `Referrer-Policy: no-referrer` and `Cache-Control: no-store`.
 //! - Changes are made, and audited, as actor `web:<token name>`; sign-in,
 //!   refused sign-in and sign-out are audited too.
+//! - A new invite's string is only in the answer to the form that made it
+//!   (not in a redirect, a URL, the session, the store or a log); the store
+//!   keeps its secret's SHA-256, as for `pra-registry invite create`.
 
 pub mod dup;
 pub mod form;
@@ -47,7 +50,7 @@ pub mod session;
 pub mod text;
 pub mod view;
 
-use crate::api::limit::{RateLimit, RateLimiter};
+use crate::rate::{RateLimit, RateLimiter};
 use crate::store::Store;
 use axum::Router;
 use axum::middleware;
@@ -72,6 +75,9 @@ pub struct WebConfig {
     pub login_limit: RateLimit,
     /// Time source of session expiry and the sign-in rate limit.
     pub clock: Clock,
+    /// Fingerprint of the SSH gateway's host key, written into the invites
+    /// made on the page (`serve` sets it); `None`: the page makes none.
+    pub host_key: Option<String>,
 }
 
 impl WebConfig {
@@ -91,6 +97,7 @@ impl Default for WebConfig {
             max_sessions: 1000,
             login_limit: WebConfig::LOGIN_LIMIT,
             clock: Clock::system(),
+            host_key: None,
         }
     }
 }
@@ -151,7 +158,7 @@ impl std::fmt::Debug for Clock {
 #[derive(Clone)]
 pub struct WebState {
     /// The registry's records.
-    pub store: Arc<dyn Store>,
+    pub store: Arc<Store>,
     /// Signed-in admins.
     pub sessions: Arc<Sessions>,
     login_limiter: Arc<RateLimiter>,
@@ -160,14 +167,15 @@ pub struct WebState {
 
 impl WebState {
     /// State over a store.
-    pub fn new(store: Arc<dyn Store>, config: &WebConfig) -> WebState {
+    pub fn new(store: Arc<Store>, config: &WebConfig) -> WebState {
         WebState {
-            store,
             sessions: Arc::new(Sessions::new(
+                store.clone(),
                 config.session_idle,
                 config.session_lifetime,
                 config.max_sessions,
             )),
+            store,
             login_limiter: Arc::new(RateLimiter::new(config.login_limit)),
             config: Arc::new(config.clone()),
         }
@@ -181,7 +189,7 @@ impl WebState {
 
 /// The admin page's router, to be nested under [`PREFIX`]. Its state is
 /// its own; it fits into a router of any state `S`.
-pub fn router<S>(store: Arc<dyn Store>, config: &WebConfig) -> Router<S>
+pub fn router<S>(store: Arc<Store>, config: &WebConfig) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
@@ -198,6 +206,8 @@ where
         .route("/users/disable", post(pages::disable_user))
         .route("/rules", get(pages::rules).post(pages::add_rule))
         .route("/rules/remove", post(pages::remove_rule))
+        .route("/invites", get(pages::invites).post(pages::create_invite))
+        .route("/invites/revoke", post(pages::revoke_invite))
         .route("/sessions", get(pages::sessions))
         .route("/sessions/disconnect", post(pages::disconnect_session))
         .route("/audit", get(pages::audit))

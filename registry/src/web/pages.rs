@@ -1,22 +1,28 @@
 //! Handlers of the admin page: pages (GET, read only) and actions (POST,
 //! CSRF-checked, answered `303 See Other` with a one-time message, or the
-//! form again with messages next to its fields).
+//! form again with messages next to its fields; a new invite is answered
+//! with the page itself, its string shown that once).
 
 use super::WebState;
 use super::dup;
 use super::form::{Act, Admin, FormData, PageQuery, Peer, see_other};
 use super::guard::{self, CookieScheme};
 use super::session::{Flash, random_token};
-use super::view::{self, Ctx, FieldErrors, Html, RuleForm, Tab, UserForm, UserRow};
-use crate::api::extract::token_hash;
+use super::view::{
+    self, Ctx, FieldErrors, Html, InviteForm, InvitesView, RuleForm, Tab, UserForm, UserRow,
+};
+use crate::blocking::blocking;
 use crate::error::RegistryError;
+use crate::invite::{self, InviteRequest};
 use crate::model::{Actor, AuditEntry, AuditEvent, AuditQuery, KeyRecord, RuleRecord, now};
 use crate::store::{Store, StoreResult};
+use crate::token::token_hash;
 use crate::validate;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use pra_proto::api::KeyStatus;
+use pra_proto::invite::Invite;
 use serde::Deserialize;
 
 /// The stylesheet, compiled in.
@@ -26,18 +32,6 @@ pub const CSS: &str = include_str!("static/admin.css");
 pub const AUDIT_PAGE: u32 = 50;
 /// Audit entries examined per page at most when searching text.
 pub const AUDIT_SCAN: usize = 5000;
-
-/// Run a store call on the blocking pool.
-async fn store<T, F>(state: &WebState, f: F) -> StoreResult<T>
-where
-    T: Send + 'static,
-    F: FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
-{
-    let s = state.store.clone();
-    tokio::task::spawn_blocking(move || f(s.as_ref()))
-        .await
-        .map_err(|e| RegistryError::Database(format!("a store task failed: {e}")))?
-}
 
 /// A page that failed: 500 without details (they go to the log), or the
 /// refusal's own status and message.
@@ -97,7 +91,7 @@ struct Frame {
 
 impl Frame {
     async fn load(state: &WebState, admin: &Admin, back: String) -> Result<Frame, Response> {
-        let pending = store(state, |s| s.list_keys(Some(KeyStatus::Pending)))
+        let pending = blocking(&state.store, |s| s.list_keys(Some(KeyStatus::Pending)))
             .await
             .map_err(failed)?
             .len();
@@ -209,7 +203,7 @@ pub async fn login(
         !token.is_empty() && token.len() <= 512 && token.bytes().all(|b| b.is_ascii_graphic());
     let hash = token_hash(token);
     let record = if well_formed {
-        match store(&state, move |s| s.use_token(&hash)).await {
+        match blocking(&state.store, move |s| s.use_token(&hash)).await {
             Ok(r) => r,
             Err(e) => return failed(e),
         }
@@ -224,7 +218,7 @@ pub async fn login(
             &peer,
             serde_json::json!({"reason": "unknown token"}),
         );
-        if let Err(e) = store(&state, move |s| s.record(&event)).await {
+        if let Err(e) = blocking(&state.store, move |s| s.record(&event)).await {
             return failed(e);
         }
         return login_page(
@@ -255,7 +249,7 @@ pub async fn login(
         &peer,
         serde_json::json!({}),
     );
-    if let Err(e) = store(&state, move |s| s.record(&event)).await {
+    if let Err(e) = blocking(&state.store, move |s| s.record(&event)).await {
         state.sessions.remove(&id);
         return failed(e);
     }
@@ -282,7 +276,7 @@ pub async fn logout(State(state): State<WebState>, peer: Peer, act: Act) -> Resp
         &peer,
         serde_json::json!({}),
     );
-    if let Err(e) = store(&state, move |s| s.record(&event)).await {
+    if let Err(e) = blocking(&state.store, move |s| s.record(&event)).await {
         return failed(e);
     }
     let mut resp = see_other("/admin/login?m=out");
@@ -303,7 +297,9 @@ pub async fn pending(
     admin: Admin,
     uri: Uri,
 ) -> Result<Html, Response> {
-    let all = store(&state, |s| s.list_keys(None)).await.map_err(failed)?;
+    let all = blocking(&state.store, |s| s.list_keys(None))
+        .await
+        .map_err(failed)?;
     let dups = dup::duplicates(&all);
     let waiting: Vec<KeyRecord> = all
         .into_iter()
@@ -344,7 +340,7 @@ pub async fn keys(
         })?),
     };
     let user = p.user.filter(|u| !u.is_empty());
-    let (all, users) = store(&state, |s| Ok((s.list_keys(None)?, s.list_users()?)))
+    let (all, users) = blocking(&state.store, |s| Ok((s.list_keys(None)?, s.list_users()?)))
         .await
         .map_err(failed)?;
     let dups = dup::duplicates(&all);
@@ -374,7 +370,7 @@ async fn set_key_status(state: WebState, act: Act, status: KeyStatus) -> Respons
         }
     };
     let actor = act.admin.actor();
-    let flash = match store(&state, move |s| s.set_key_status(&fp, status, &actor)).await {
+    let flash = match blocking(&state.store, move |s| s.set_key_status(&fp, status, &actor)).await {
         Ok(k) => {
             tracing::info!(fingerprint = %k.fingerprint, status = %k.status, token = %act.admin.session.token_name, "admin page: key status set");
             let verb = match (status, k.approved_at.is_some()) {
@@ -408,7 +404,7 @@ async fn users_page(
     form: &UserForm,
     status: StatusCode,
 ) -> Result<Html, Response> {
-    let (users, keys, rules) = store(state, |s| {
+    let (users, keys, rules) = blocking(&state.store, |s| {
         Ok((s.list_users()?, s.list_keys(None)?, s.list_rules(None)?))
     })
     .await
@@ -456,7 +452,7 @@ pub async fn add_user(State(state): State<WebState>, act: Act) -> Result<Respons
     } else {
         let actor = act.admin.actor();
         let n = name.clone();
-        match store(&state, move |s| s.add_user(&n, &actor)).await {
+        match blocking(&state.store, move |s| s.add_user(&n, &actor)).await {
             Ok(u) => {
                 act.admin.flash(
                     &state,
@@ -485,7 +481,11 @@ async fn set_enabled(state: WebState, act: Act, enabled: bool) -> Response {
     let actor = act.admin.actor();
     let flash = match validate::user_name(&name) {
         Err(e) => Flash::error(message(&e)),
-        Ok(()) => match store(&state, move |s| s.set_user_enabled(&name, enabled, &actor)).await {
+        Ok(()) => match blocking(&state.store, move |s| {
+            s.set_user_enabled(&name, enabled, &actor)
+        })
+        .await
+        {
             Ok(u) if u.enabled => Flash::ok(format!("User {} enabled.", u.name)),
             Ok(u) => Flash::ok(format!(
                 "User {} disabled: they cannot log in, and their live sessions end within seconds.",
@@ -524,7 +524,7 @@ async fn rules_page(
     status: StatusCode,
 ) -> Result<Html, Response> {
     let sel = selected.clone();
-    let (rules, users) = store(state, move |s| {
+    let (rules, users) = blocking(&state.store, move |s| {
         Ok((s.list_rules(sel.as_deref())?, s.list_users()?))
     })
     .await
@@ -630,7 +630,7 @@ pub async fn add_rule(State(state): State<WebState>, act: Act) -> Result<Respons
         target: act.form.get("target").trim().to_string(),
         errors: FieldErrors::default(),
     };
-    let (users, existing) = store(&state, |s| Ok((s.list_users()?, s.list_rules(None)?)))
+    let (users, existing) = blocking(&state.store, |s| Ok((s.list_users()?, s.list_rules(None)?)))
         .await
         .map_err(failed)?;
     let names: Vec<String> = users.into_iter().map(|u| u.name).collect();
@@ -638,7 +638,7 @@ pub async fn add_rule(State(state): State<WebState>, act: Act) -> Result<Respons
         Err(errors) => form.errors = errors,
         Ok(rule) => {
             let actor = act.admin.actor();
-            match store(&state, move |s| s.add_rule(rule, &actor)).await {
+            match blocking(&state.store, move |s| s.add_rule(rule, &actor)).await {
                 Ok(r) => {
                     act.admin.flash(
                         &state,
@@ -674,8 +674,151 @@ pub async fn remove_rule(State(state): State<WebState>, act: Act) -> Response {
     let name = act.form.get("name").to_string();
     let actor = act.admin.actor();
     let (u, n) = (user.clone(), name.clone());
-    let flash = match store(&state, move |s| s.remove_rule(&u, &n, &actor)).await {
+    let flash = match blocking(&state.store, move |s| s.remove_rule(&u, &n, &actor)).await {
         Ok(()) => Flash::ok(format!("Rule {name} of {user} removed.")),
+        Err(e) => Flash::error(message(&e)),
+    };
+    act.admin.flash(&state, flash);
+    see_other(&back)
+}
+
+// --- invites ----------------------------------------------------------------
+
+/// Why the page cannot make invites: it does not know the gateway's host key.
+const NO_HOST_KEY: &str = "This registry serves no SSH gateway here, so the page cannot make \
+    invites (an invite names the gateway's host key). Run `pra-registry invite create` on the \
+    registry host instead.";
+
+async fn invites_page(
+    state: &WebState,
+    admin: &Admin,
+    form: &InviteForm,
+    created: Option<(&Invite, bool)>,
+    status: StatusCode,
+) -> Result<Html, Response> {
+    let (invites, users) = blocking(&state.store, |s| Ok((s.list_invites()?, s.list_users()?)))
+        .await
+        .map_err(failed)?;
+    let names: Vec<String> = users.into_iter().map(|u| u.name).collect();
+    let default_gateway = invite::this_host()
+        .and_then(|h| invite::gateway_address(&h))
+        .ok();
+    let frame = Frame::load(state, admin, "/admin/invites".into()).await?;
+    let mut page = view::invites(
+        &frame.ctx(admin, Tab::Invites),
+        &InvitesView {
+            invites: &invites,
+            user_names: &names,
+            form,
+            default_gateway: default_gateway.as_deref(),
+            cannot_create: state.config.host_key.is_none().then_some(NO_HOST_KEY),
+            created,
+        },
+    );
+    page.0 = status;
+    Ok(page)
+}
+
+/// `GET /admin/invites`: every invite (never a secret) and the create form.
+pub async fn invites(State(state): State<WebState>, admin: Admin) -> Result<Html, Response> {
+    invites_page(&state, &admin, &InviteForm::default(), None, StatusCode::OK).await
+}
+
+/// The form field of a part of an invite request.
+fn invite_field(f: invite::Field) -> &'static str {
+    match f {
+        invite::Field::User => "user",
+        invite::Field::Gateways => "gateways",
+        invite::Field::Expires => "expires",
+    }
+}
+
+/// `POST /admin/invites` (`user`, `gateways`, `expires`, `approve`): make
+/// an invite as `pra-registry invite create` does. The answer is the page
+/// itself with the new invite string, once: no redirect (its URL would be
+/// in the history), nothing kept in the session, `no-store`.
+pub async fn create_invite(State(state): State<WebState>, act: Act) -> Result<Response, Response> {
+    let mut form = InviteForm {
+        user: act.form.get("user").trim().to_string(),
+        gateways: act.form.get("gateways").trim().to_string(),
+        expires: act.form.get("expires").trim().to_string(),
+        approve: !act.form.get("approve").is_empty(),
+        errors: FieldErrors::default(),
+    };
+    let Some(host_key) = state.config.host_key.clone() else {
+        return Err(
+            view::error_page(StatusCode::CONFLICT, "Cannot make invites", NO_HOST_KEY)
+                .into_response(),
+        );
+    };
+    let request = InviteRequest {
+        user: form.user.clone(),
+        gateways: form
+            .gateways
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|g| !g.is_empty())
+            .map(str::to_string)
+            .collect(),
+        expires: form.expires.clone(),
+        approve: form.approve,
+    };
+    match request.check() {
+        Err(problems) => {
+            for (f, e) in problems {
+                form.errors.add(invite_field(f), reason(&e));
+            }
+        }
+        Ok(plan) => {
+            let actor = act.admin.actor();
+            let approve = plan.approve;
+            let now = now();
+            match blocking(&state.store, move |s| {
+                invite::create(s, &host_key, &plan, &actor, now)
+            })
+            .await
+            {
+                Ok(new) => {
+                    tracing::info!(invite = %new.id, user = %new.user, token = %act.admin.session.token_name, "admin page: invite created");
+                    // `no-store`, like every admin page (`guard::security_headers`).
+                    let page = invites_page(
+                        &state,
+                        &act.admin,
+                        &InviteForm::default(),
+                        Some((&new, approve)),
+                        StatusCode::OK,
+                    )
+                    .await?;
+                    return Ok(page.into_response());
+                }
+                Err(RegistryError::NotFound(_)) => form.errors.add(
+                    "user",
+                    format!(
+                        "there is no user named {}; add them on the Users page first",
+                        form.user
+                    ),
+                ),
+                Err(e) => form.errors.add("user", message(&e)),
+            }
+        }
+    }
+    invites_page(&state, &act.admin, &form, None, StatusCode::BAD_REQUEST)
+        .await
+        .map(IntoResponse::into_response)
+}
+
+/// `POST /admin/invites/revoke` (`id`): withdraw an invite not used yet.
+pub async fn revoke_invite(State(state): State<WebState>, act: Act) -> Response {
+    let back = act.back("/admin/invites").to_string();
+    let id = act.form.get("id").trim().to_string();
+    let actor = act.admin.actor();
+    let flash = match blocking(&state.store, move |s| s.revoke_invite(&id, &actor)).await {
+        Ok(i) => {
+            tracing::info!(invite = %i.id, user = %i.user, token = %act.admin.session.token_name, "admin page: invite revoked");
+            Flash::ok(format!(
+                "Invite {} of {} revoked: it is refused from now on.",
+                i.id, i.user
+            ))
+        }
         Err(e) => Flash::error(message(&e)),
     };
     act.admin.flash(&state, flash);
@@ -686,7 +829,7 @@ pub async fn remove_rule(State(state): State<WebState>, act: Act) -> Response {
 
 /// `GET /admin/sessions`.
 pub async fn sessions(State(state): State<WebState>, admin: Admin) -> Result<Html, Response> {
-    let live = store(&state, |s| s.list_live_sessions())
+    let live = blocking(&state.store, |s| s.list_live_sessions())
         .await
         .map_err(failed)?;
     let frame = Frame::load(&state, &admin, "/admin/sessions".into()).await?;
@@ -701,7 +844,7 @@ pub async fn disconnect_session(State(state): State<WebState>, act: Act) -> Resp
         Err(_) => Flash::error("Invalid session: not a session number."),
         Ok(id) => {
             let actor = act.admin.actor();
-            match store(&state, move |s| s.request_disconnect(id, &actor)).await {
+            match blocking(&state.store, move |s| s.request_disconnect(id, &actor)).await {
                 Ok(s) => {
                     tracing::info!(session = s.id, user = %s.user, token = %act.admin.session.token_name, "admin page: disconnect requested");
                     Flash::ok(format!(
@@ -754,7 +897,7 @@ pub fn entry_matches(e: &AuditEntry, needle: &str) -> bool {
 /// there may be more). Reads in batches; with a text search it stops after
 /// [`AUDIT_SCAN`] entries (`true`: cut short, more may match further on).
 pub fn audit_search(
-    store: &dyn Store,
+    store: &Store,
     base: &AuditQuery,
     needle: &str,
     before: Option<i64>,
@@ -824,7 +967,7 @@ pub async fn audit(
         limit: 0,
     };
     let needle = filter.q.to_lowercase();
-    let (entries, older, cut) = store(&state, move |s| {
+    let (entries, older, cut) = blocking(&state.store, move |s| {
         audit_search(s, &base, &needle, before, AUDIT_PAGE)
     })
     .await

@@ -1,18 +1,24 @@
-//! Server-side sessions of signed-in admins, kept in memory.
+//! Server-side sessions of signed-in admins, kept in the registry's
+//! database, so every `serve` on the same database (several gateways behind
+//! one address) knows every session: no sticky sessions needed.
 //!
-//! The browser holds a random 256-bit id in a cookie; the map is keyed by
-//! the id's SHA-256, so neither a lookup's timing nor a memory dump gives a
-//! usable id. A session remembers which token signed in (name and hash, not
-//! the token), its CSRF token and one flash message. It ends after
-//! [`Sessions::new`]'s idle time without a request, or its lifetime after
-//! sign-in, whichever comes first ([`expired`], a pure decision). Sessions
-//! do not survive a restart of `serve`: admins sign in again.
+//! The browser holds a random 256-bit id in a cookie; the database holds
+//! only the id's SHA-256 (as the row's key), so neither a lookup's timing
+//! nor a copy of the database gives a usable id. A session remembers which
+//! token signed in (name and hash, not the token), its CSRF token and one
+//! flash message. It ends after [`Sessions::new`]'s idle time without a
+//! request, or its lifetime after sign-in, whichever comes first
+//! ([`expired`], a pure decision); an ended session's row is deleted when it
+//! is next looked up or when a new session is made, and sign-out deletes
+//! it at once. Sessions survive a restart of `serve`.
 
+use crate::error::RegistryError;
+use crate::model::WebSession;
+use crate::store::Store;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A session id as the browser holds it. `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -35,8 +41,9 @@ impl SessionId {
         SessionId(value.to_string())
     }
 
-    fn key(&self) -> [u8; 32] {
-        Sha256::digest(self.0.as_bytes()).into()
+    /// The key the database knows the session by: the id's SHA-256 in hex.
+    fn key(&self) -> String {
+        format!("{:x}", Sha256::digest(self.0.as_bytes()))
     }
 }
 
@@ -78,24 +85,29 @@ pub struct Session {
     pub csrf: String,
     /// Signed in over HTTPS: the session is only accepted over HTTPS.
     pub secure: bool,
-    /// When it signed in.
-    pub created: Instant,
-    /// Its last request.
-    pub last_seen: Instant,
+    /// When it signed in (milliseconds since the epoch).
+    pub created_ms: i64,
+    /// Its last request (milliseconds since the epoch).
+    pub last_seen_ms: i64,
     /// The message for the next page.
     pub flash: Option<Flash>,
 }
 
-/// Has a session ended at `now`? Idle for `idle` or older than `lifetime`.
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Has a session ended at `now_ms`? Idle for `idle` or older than
+/// `lifetime` (times in milliseconds since the epoch).
 pub fn expired(
-    created: Instant,
-    last_seen: Instant,
-    now: Instant,
+    created_ms: i64,
+    last_seen_ms: i64,
+    now_ms: i64,
     idle: Duration,
     lifetime: Duration,
 ) -> bool {
-    now.saturating_duration_since(last_seen) >= idle
-        || now.saturating_duration_since(created) >= lifetime
+    now_ms.saturating_sub(last_seen_ms) >= millis(idle)
+        || now_ms.saturating_sub(created_ms) >= millis(lifetime)
 }
 
 /// The OS random generator failed.
@@ -110,6 +122,17 @@ pub fn random_token(n: usize) -> Result<String, RandomError> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
 }
 
+/// Why a session could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// No random id.
+    #[error(transparent)]
+    Random(#[from] RandomError),
+    /// The database refused or did not answer.
+    #[error(transparent)]
+    Store(#[from] RegistryError),
+}
+
 /// The result of looking a session up.
 #[derive(Debug)]
 pub enum Lookup {
@@ -119,32 +142,68 @@ pub enum Lookup {
     Expired,
     /// No such session.
     Unknown,
+    /// The database did not answer: nobody can tell.
+    Unavailable(RegistryError),
 }
 
-/// All sessions of this process.
-#[derive(Debug)]
+/// Run a store call from a request handler: on a multi-thread runtime the
+/// worker hands its other tasks over meanwhile.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// The admin page's sessions, in the registry's database.
 pub struct Sessions {
+    store: Arc<Store>,
     idle: Duration,
     lifetime: Duration,
     max: usize,
-    map: Mutex<HashMap<[u8; 32], Session>>,
+    /// An instant of the page's clock and the wall time then: the clock's
+    /// instants become wall times every process agrees on.
+    anchor: (Instant, i64),
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("idle", &self.idle)
+            .field("lifetime", &self.lifetime)
+            .field("max", &self.max)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Sessions {
-    /// No sessions yet.
-    pub fn new(idle: Duration, lifetime: Duration, max: usize) -> Sessions {
+    /// The sessions in `store`: they end after `idle` without a request or
+    /// `lifetime` after sign-in; at most `max` are kept (the least recently
+    /// used one makes room).
+    pub fn new(store: Arc<Store>, idle: Duration, lifetime: Duration, max: usize) -> Sessions {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(millis)
+            .unwrap_or_default();
         Sessions {
+            store,
             idle,
             lifetime,
             max: max.max(1),
-            map: Mutex::new(HashMap::new()),
+            anchor: (Instant::now(), wall),
         }
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Session>> {
-        // A poisoned map only means a panic elsewhere while holding it; the
-        // data (plain values) is still consistent.
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    /// `t` in milliseconds since the epoch (rounded down, so that instants
+    /// a whole number of milliseconds apart stay exactly that far apart).
+    fn ms(&self, t: Instant) -> i64 {
+        let (at, wall) = self.anchor;
+        let nanos = match t.checked_duration_since(at) {
+            Some(after) => i128::try_from(after.as_nanos()).unwrap_or(i128::MAX),
+            None => -i128::try_from(at.duration_since(t).as_nanos()).unwrap_or(i128::MAX),
+        };
+        wall.saturating_add(i64::try_from(nanos.div_euclid(1_000_000)).unwrap_or(i64::MAX))
     }
 
     /// Start a session for a token that just signed in.
@@ -154,75 +213,88 @@ impl Sessions {
         token_hash: &str,
         secure: bool,
         now: Instant,
-    ) -> Result<SessionId, RandomError> {
+    ) -> Result<SessionId, SessionError> {
         let id = SessionId(random_token(32)?);
-        let session = Session {
+        let now = self.ms(now);
+        let record = WebSession {
+            id_hash: id.key(),
             token_name: token_name.to_string(),
             token_hash: token_hash.to_string(),
             csrf: random_token(32)?,
             secure,
-            created: now,
-            last_seen: now,
+            created_ms: now,
+            last_seen_ms: now,
             flash: None,
         };
-        let mut map = self.map();
-        if map.len() >= self.max {
-            let (idle, lifetime) = (self.idle, self.lifetime);
-            map.retain(|_, s| !expired(s.created, s.last_seen, now, idle, lifetime));
-        }
-        while map.len() >= self.max {
-            let oldest = map.iter().min_by_key(|(_, s)| s.last_seen).map(|(k, _)| *k);
-            match oldest {
-                Some(k) => {
-                    map.remove(&k);
-                }
-                None => break,
-            }
-        }
-        map.insert(id.key(), session);
+        let (seen_before, created_before) = (now - millis(self.idle), now - millis(self.lifetime));
+        blocking(|| {
+            self.store
+                .web_session_add(&record, seen_before, created_before, self.max)
+        })?;
         Ok(id)
     }
 
     /// Find a live session and mark it used now; an expired one is removed.
     pub fn touch(&self, id: &SessionId, now: Instant) -> Lookup {
-        let key = id.key();
-        let mut map = self.map();
-        let Some(s) = map.get_mut(&key) else {
-            return Lookup::Unknown;
+        let (key, now) = (id.key(), self.ms(now));
+        let found = match blocking(|| self.store.web_session(&key)) {
+            Ok(Some(s)) => s,
+            Ok(None) => return Lookup::Unknown,
+            Err(e) => return Lookup::Unavailable(e),
         };
-        if expired(s.created, s.last_seen, now, self.idle, self.lifetime) {
-            map.remove(&key);
+        if expired(
+            found.created_ms,
+            found.last_seen_ms,
+            now,
+            self.idle,
+            self.lifetime,
+        ) {
+            self.remove(id);
             return Lookup::Expired;
         }
-        s.last_seen = now;
-        Lookup::Live(s.clone())
+        if let Err(e) = blocking(|| self.store.web_session_seen(&key, now)) {
+            return Lookup::Unavailable(e);
+        }
+        Lookup::Live(Session {
+            token_name: found.token_name,
+            token_hash: found.token_hash,
+            csrf: found.csrf,
+            secure: found.secure,
+            created_ms: found.created_ms,
+            last_seen_ms: now,
+            flash: found.flash.map(|(error, text)| Flash { error, text }),
+        })
+    }
+
+    /// Replace the session's flash message; the one it had.
+    fn swap_flash(&self, id: &SessionId, flash: Option<Flash>) -> Option<Flash> {
+        let new = flash.map(|f| (f.error, f.text));
+        match blocking(|| self.store.web_session_flash(&id.key(), new)) {
+            Ok(old) => old.map(|(error, text)| Flash { error, text }),
+            Err(e) => {
+                tracing::warn!(err = %e, "admin page: cannot keep the session's message");
+                None
+            }
+        }
     }
 
     /// Take the session's flash message (shown once).
     pub fn take_flash(&self, id: &SessionId) -> Option<Flash> {
-        self.map().get_mut(&id.key()).and_then(|s| s.flash.take())
+        self.swap_flash(id, None)
     }
 
     /// Leave a message for the session's next page.
     pub fn set_flash(&self, id: &SessionId, flash: Flash) {
-        if let Some(s) = self.map().get_mut(&id.key()) {
-            s.flash = Some(flash);
-        }
+        self.swap_flash(id, Some(flash));
     }
 
-    /// End a session (sign-out, or its token is no longer valid).
-    pub fn remove(&self, id: &SessionId) -> Option<Session> {
-        self.map().remove(&id.key())
-    }
-
-    /// Number of sessions held (live or not yet noticed as expired).
-    pub fn len(&self) -> usize {
-        self.map().len()
-    }
-
-    /// True when nobody is signed in.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// End a session (sign-out, or its token is no longer valid); whether
+    /// there was one.
+    pub fn remove(&self, id: &SessionId) -> bool {
+        blocking(|| self.store.web_session_remove(&id.key())).unwrap_or_else(|e| {
+            tracing::warn!(err = %e, "admin page: cannot delete an ended session");
+            false
+        })
     }
 }
 
@@ -235,7 +307,8 @@ mod tests {
 
     #[test]
     fn expiry_is_idle_or_lifetime() {
-        let t0 = Instant::now();
+        let t0: i64 = 1_700_000_000_000;
+        let m = millis(MIN);
         let idle = 30 * MIN;
         let life = 8 * 60 * MIN;
         // (created offset, last seen offset, now offset, expired?)
@@ -250,20 +323,35 @@ mod tests {
             (0, 0, 10_000, true),
         ] {
             assert_eq!(
-                expired(t0 + c * MIN, t0 + l * MIN, t0 + n * MIN, idle, life),
+                expired(t0 + c * m, t0 + l * m, t0 + n * m, idle, life),
                 want,
                 "created {c} last {l} now {n}"
             );
         }
     }
 
+    fn sessions(idle: Duration, lifetime: Duration, max: usize) -> (tempfile::TempDir, Sessions) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::sqlite(dir.path()).unwrap());
+        (dir, Sessions::new(store, idle, lifetime, max))
+    }
+
+    /// Whether the database still holds the session.
+    fn held(s: &Sessions, id: &SessionId) -> bool {
+        s.store.web_session(&id.key()).unwrap().is_some()
+    }
+
     #[test]
     fn create_touch_expire_remove() {
         let t0 = Instant::now();
-        let s = Sessions::new(30 * MIN, 60 * MIN, 10);
+        let (_dir, s) = sessions(30 * MIN, 60 * MIN, 10);
         let id = s.create("ops", "h", false, t0).unwrap();
         assert_eq!(id.expose().len(), 43);
         assert_eq!(format!("{id:?}"), "SessionId(MASKED)");
+        // the database knows the id's SHA-256 only
+        let row = s.store.web_session(&id.key()).unwrap().unwrap();
+        assert_eq!(row.id_hash.len(), 64);
+        assert_ne!(row.id_hash, id.expose());
         let Lookup::Live(a) = s.touch(&id, t0 + 20 * MIN) else {
             panic!("live")
         };
@@ -272,7 +360,7 @@ mod tests {
         assert!(matches!(s.touch(&id, t0 + 45 * MIN), Lookup::Live(_)));
         assert!(matches!(s.touch(&id, t0 + 60 * MIN), Lookup::Expired));
         assert!(matches!(s.touch(&id, t0 + 60 * MIN), Lookup::Unknown));
-        assert!(s.is_empty());
+        assert!(!held(&s, &id));
 
         let id = s.create("ops", "h", false, t0).unwrap();
         let other = s.create("ops", "h", false, t0).unwrap();
@@ -280,7 +368,7 @@ mod tests {
         s.set_flash(&id, Flash::ok("done"));
         assert_eq!(s.take_flash(&id), Some(Flash::ok("done")));
         assert_eq!(s.take_flash(&id), None);
-        assert!(s.remove(&id).is_some());
+        assert!(s.remove(&id));
         assert!(matches!(s.touch(&id, t0), Lookup::Unknown));
         assert!(matches!(s.touch(&other, t0), Lookup::Live(_)));
         assert!(matches!(
@@ -292,18 +380,24 @@ mod tests {
     #[test]
     fn bounded_by_dropping_expired_then_least_recently_used() {
         let t0 = Instant::now();
-        let s = Sessions::new(30 * MIN, 600 * MIN, 2);
+        let (_dir, s) = sessions(30 * MIN, 600 * MIN, 2);
         let a = s.create("a", "h", false, t0).unwrap();
         let b = s.create("b", "h", false, t0 + MIN).unwrap();
         assert!(matches!(s.touch(&a, t0 + 2 * MIN), Lookup::Live(_)));
         // full: b is the least recently used and makes room
         let c = s.create("c", "h", false, t0 + 3 * MIN).unwrap();
-        assert_eq!(s.len(), 2);
+        assert_eq!(
+            (held(&s, &a), held(&s, &b), held(&s, &c)),
+            (true, false, true)
+        );
         assert!(matches!(s.touch(&b, t0 + 3 * MIN), Lookup::Unknown));
         assert!(matches!(s.touch(&a, t0 + 3 * MIN), Lookup::Live(_)));
         // later both have expired and are dropped together
-        let _d = s.create("d", "h", false, t0 + 100 * MIN).unwrap();
-        assert_eq!(s.len(), 1);
+        let d = s.create("d", "h", false, t0 + 100 * MIN).unwrap();
+        assert_eq!(
+            (held(&s, &a), held(&s, &c), held(&s, &d)),
+            (false, false, true)
+        );
         assert!(matches!(s.touch(&c, t0 + 100 * MIN), Lookup::Unknown));
     }
 }

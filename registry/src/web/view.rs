@@ -8,11 +8,14 @@
 use super::dup::{self, Duplicate};
 use super::session::Flash;
 use super::text;
-use crate::model::{AuditEntry, KeyRecord, RuleRecord, SessionRecord, Timestamp, User};
+use crate::model::{
+    AuditEntry, InviteRecord, KeyRecord, RuleRecord, SessionRecord, Timestamp, User,
+};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 use pra_proto::api::KeyStatus;
+use pra_proto::invite::Invite;
 use std::collections::{BTreeMap, HashMap};
 
 /// An HTML answer.
@@ -41,17 +44,20 @@ pub enum Tab {
     Users,
     /// Forwarding rules.
     Rules,
+    /// Enrollment invites.
+    Invites,
     /// Live gateway sessions.
     Sessions,
     /// The audit log.
     Audit,
 }
 
-const TABS: [(Tab, &str, &str); 6] = [
+const TABS: [(Tab, &str, &str); 7] = [
     (Tab::Pending, "/admin", "Pending keys"),
     (Tab::Keys, "/admin/keys", "All keys"),
     (Tab::Users, "/admin/users", "Users"),
     (Tab::Rules, "/admin/rules", "Rules"),
+    (Tab::Invites, "/admin/invites", "Invites"),
     (Tab::Sessions, "/admin/sessions", "Live sessions"),
     (Tab::Audit, "/admin/audit", "Audit log"),
 ];
@@ -407,6 +413,12 @@ fn field(label: &str, name: &str, value: &str, errors: &FieldErrors, extra: Fiel
                         aria-invalid=[err.map(|_| "true")]
                         aria-describedby=[err.map(|_| err_id.as_str())];
                 }
+                FieldKind::Optional { placeholder } => {
+                    input #(name) type="text" name=(name) value=(value) placeholder=(placeholder)
+                        autocomplete="off" spellcheck="false"
+                        aria-invalid=[err.map(|_| "true")]
+                        aria-describedby=[err.map(|_| err_id.as_str())];
+                }
                 FieldKind::Port => {
                     input #(name) type="text" inputmode="numeric" name=(name) value=(value)
                         placeholder="1–65535" required autocomplete="off" size="7"
@@ -433,6 +445,7 @@ fn field(label: &str, name: &str, value: &str, errors: &FieldErrors, extra: Fiel
 
 enum FieldKind<'a> {
     Text { placeholder: &'a str },
+    Optional { placeholder: &'a str },
     Port,
     Choice { options: &'a [String] },
 }
@@ -595,6 +608,176 @@ pub fn rules(
         }
     };
     page("Rules", ctx, body)
+}
+
+/// The create-invite form as sent.
+#[derive(Debug)]
+pub struct InviteForm {
+    /// Account.
+    pub user: String,
+    /// Gateway addresses as typed (spaces or commas between them).
+    pub gateways: String,
+    /// Lifetime as typed (`7d`).
+    pub expires: String,
+    /// Approve the enrolled key at once.
+    pub approve: bool,
+    /// Problems by field (`user`, `gateways`, `expires`).
+    pub errors: FieldErrors,
+}
+
+impl Default for InviteForm {
+    fn default() -> Self {
+        InviteForm {
+            user: String::new(),
+            gateways: String::new(),
+            expires: crate::invite::DEFAULT_EXPIRY.to_string(),
+            approve: false,
+            errors: FieldErrors::default(),
+        }
+    }
+}
+
+/// What the invites page shows besides the list.
+#[derive(Debug)]
+pub struct InvitesView<'a> {
+    /// Every invite, newest first.
+    pub invites: &'a [InviteRecord],
+    /// Accounts to choose from.
+    pub user_names: &'a [String],
+    /// The form (empty, or as sent with its problems).
+    pub form: &'a InviteForm,
+    /// The address used when the gateway field is left empty, if known.
+    pub default_gateway: Option<&'a str>,
+    /// Why the page cannot make invites (no gateway host key), if it cannot.
+    pub cannot_create: Option<&'a str>,
+    /// The invite just made and whether its key is approved at once:
+    /// shown this once, never again.
+    pub created: Option<(&'a Invite, bool)>,
+}
+
+fn invite_state(i: &InviteRecord, now: Timestamp) -> Markup {
+    let state = i.state(now);
+    let class = match state {
+        "outstanding" => "pending",
+        "used" => "approved",
+        _ => "revoked",
+    };
+    html! { span.status.(class) { (state) } }
+}
+
+fn until(ts: Timestamp, now: Timestamp) -> Markup {
+    html! {
+        @if ts > now { span.when title=(text::utc(ts)) { "in " (text::duration(ts - now)) } }
+        @else { span.when title=(text::utc(ts)) { (text::ago(ts, now)) } }
+        br;
+        small.muted { (text::utc(ts)) }
+    }
+}
+
+/// Invites: the one just made (once), the list with Revoke, the create form.
+pub fn invites(ctx: &Ctx<'_>, v: &InvitesView<'_>) -> Html {
+    let form = v.form;
+    let body = html! {
+        h1 { "Invites" }
+        p.hint {
+            "An invite is one line an employee pastes into " code { "pra enroll" }
+            ": it names the account, the gateway address(es) and host key, and holds a "
+            "one-time secret. The registry keeps only the secret's hash, so the line is shown "
+            "once, right after it is made."
+        }
+        @if let Some((new, approve)) = v.created {
+            section.created-invite aria-labelledby="new-invite-title" {
+                h2 #new-invite-title { "New invite for " (new.user) }
+                p {
+                    strong { "Copy it now: it is shown only this once. " }
+                    "Give it to the employee over a channel you trust; they run "
+                    code { "pra enroll INVITE" } "."
+                }
+                pre.invite-string { code #new-invite { (new.encode()) } }
+                p.muted {
+                    "Invite " code { (new.id) } ", valid once until " (text::utc(new.expires_at)) "; "
+                    @if approve { "the key enrolled with it is approved at once." }
+                    @else { "the key enrolled with it then waits on the Pending keys page." }
+                }
+            }
+        }
+        @if v.invites.is_empty() {
+            p.empty { "No invite yet." }
+        } @else {
+            table.invites {
+                thead { tr {
+                    th { "ID" } th { "User" } th { "Gateways" } th { "Approve" } th { "State" }
+                    th { "Created" } th { "Expires" } th { "Actions" }
+                } }
+                tbody {
+                    @for i in v.invites {
+                        tr data-invite=(i.id) {
+                            td { code { (i.id) } }
+                            td.user { (i.user) }
+                            td {
+                                @for (n, g) in i.gateways.iter().enumerate() {
+                                    @if n > 0 { br; }
+                                    code { (g) }
+                                }
+                            }
+                            td { @if i.approve { "yes" } @else { "no" } }
+                            td {
+                                (invite_state(i, ctx.now))
+                                @if let (Some(at), Some(fp)) = (i.used_at, &i.used_fingerprint) {
+                                    br; small.muted { "by key " (fingerprint(fp)) " " (text::ago(at, ctx.now)) }
+                                }
+                                @if let Some(at) = i.revoked_at {
+                                    br; small.muted { "revoked " (text::ago(at, ctx.now)) }
+                                }
+                            }
+                            td {
+                                (when(i.created_at, ctx.now))
+                                br; small.muted { "by " (i.created_by) }
+                            }
+                            td { (until(i.expires_at, ctx.now)) }
+                            td.actions {
+                                @if i.state(ctx.now) == "outstanding" {
+                                    (action(ctx, "/admin/invites/revoke", &[("id", i.id.as_str())], "Revoke", true))
+                                } @else {
+                                    span.muted { "—" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Create an invite" }
+        @if let Some(why) = v.cannot_create {
+            p.empty { (why) }
+        } @else {
+            form.add.invite method="post" action="/admin/invites" novalidate {
+                (csrf_field(ctx.csrf))
+                (field("User", "user", &form.user, &form.errors, FieldKind::Choice { options: v.user_names }))
+                (field("Gateway address(es), HOST[:PORT]", "gateways", &form.gateways, &form.errors,
+                    FieldKind::Optional { placeholder: v.default_gateway.unwrap_or("vpn.example.com") }))
+                (field("Expires after", "expires", &form.expires, &form.errors, FieldKind::Text { placeholder: crate::invite::DEFAULT_EXPIRY }))
+                div.field.check {
+                    label for="approve" {
+                        input #approve type="checkbox" name="approve" value="yes" checked[form.approve];
+                        " Approve the key at once"
+                    }
+                }
+                button type="submit" { "Create invite" }
+            }
+            p.hint {
+                "Several gateways: separate them with spaces or commas, in the order to try them "
+                "(port " (pra_proto::DEFAULT_GATEWAY_PORT) " if left out). Left empty: "
+                @match v.default_gateway {
+                    Some(h) => { code { (h) } }
+                    None => { "this computer's host name" }
+                }
+                ". Expiry as " code { "30m" } ", " code { "12h" } ", " code { "2d" } ", " code { "2w" }
+                ". Without “approve”, the key waits on the Pending keys page."
+            }
+        }
+    };
+    page("Invites", ctx, body)
 }
 
 /// Live gateway sessions, oldest first, each with a Disconnect button.
@@ -871,6 +1054,23 @@ mod tests {
             rules(&c, &[], &[HOSTILE.to_string()], Some(HOSTILE), &rule_form),
             error_page(StatusCode::BAD_REQUEST, HOSTILE, HOSTILE),
             login(HOSTILE, Some(&flash), StatusCode::OK),
+            invites(
+                &c,
+                &InvitesView {
+                    invites: &[invite_record(HOSTILE)],
+                    user_names: &[HOSTILE.to_string()],
+                    form: &InviteForm {
+                        user: HOSTILE.into(),
+                        gateways: HOSTILE.into(),
+                        expires: HOSTILE.into(),
+                        approve: true,
+                        errors: FieldErrors(BTreeMap::from([("gateways", HOSTILE.to_string())])),
+                    },
+                    default_gateway: Some(HOSTILE),
+                    cannot_create: None,
+                    created: Some((&new_invite(HOSTILE), true)),
+                },
+            ),
         ];
         for Html(_, m) in pages {
             let s = m.into_string();
@@ -878,6 +1078,76 @@ mod tests {
             assert!(!s.contains("<img"), "{s}");
             assert!(s.contains("&lt;script&gt;"), "{s}");
         }
+    }
+
+    fn invite_record(text: &str) -> InviteRecord {
+        InviteRecord {
+            id: "0a1b2c3d".into(),
+            user: text.into(),
+            gateways: vec![text.into(), "vpn.example.com:10022".into()],
+            approve: false,
+            created_at: 0,
+            created_by: text.into(),
+            expires_at: 5000,
+            used_at: None,
+            used_fingerprint: None,
+            revoked_at: None,
+        }
+    }
+
+    fn new_invite(user: &str) -> Invite {
+        Invite {
+            version: pra_proto::invite::VERSION,
+            gateways: vec!["vpn.example.com:10022".into()],
+            host_key: "SHA256:hostkey".into(),
+            user: user.into(),
+            id: "0a1b2c3d".into(),
+            secret: pra_proto::invite::InviteSecret::new("s3cret".into()),
+            expires_at: 5000,
+        }
+    }
+
+    #[test]
+    fn the_new_invite_is_shown_once_and_the_list_holds_no_secret() {
+        let c = ctx(None);
+        let list = [invite_record("alice")];
+        let new = new_invite("alice");
+        let form = InviteForm::default();
+        let view = |created| InvitesView {
+            invites: &list,
+            user_names: &[],
+            form: &form,
+            default_gateway: None,
+            cannot_create: None,
+            created,
+        };
+        let Html(_, with) = invites(&c, &view(Some((&new, true))));
+        let with = with.into_string();
+        assert_eq!(with.matches(&new.encode()).count(), 1, "{with}");
+        assert!(
+            with.contains("<code id=\"new-invite\">pra-invite:"),
+            "{with}"
+        );
+        let Html(_, without) = invites(&c, &view(None));
+        let without = without.into_string();
+        assert!(!without.contains("pra-invite:") && !without.contains("s3cret"));
+        assert!(without.contains("data-invite=\"0a1b2c3d\""), "{without}");
+        assert!(without.contains("outstanding") && without.contains("Revoke"));
+        // the default expiry is filled in
+        assert!(
+            without.contains("name=\"expires\" value=\"7d\""),
+            "{without}"
+        );
+        // without a host key: no create form, the reason instead
+        let Html(_, none) = invites(
+            &c,
+            &InvitesView {
+                cannot_create: Some("no gateway here"),
+                ..view(None)
+            },
+        );
+        let none = none.into_string();
+        assert!(none.contains("no gateway here") && !none.contains("action=\"/admin/invites\""));
     }
 
     #[test]
@@ -930,6 +1200,17 @@ mod tests {
                     disconnect_requested_at: None,
                 }],
             ),
+            invites(
+                &c,
+                &InvitesView {
+                    invites: &[invite_record("alice")],
+                    user_names: &["alice".into()],
+                    form: &InviteForm::default(),
+                    default_gateway: None,
+                    cannot_create: None,
+                    created: None,
+                },
+            ),
         ];
         let mut posts = 0;
         for Html(_, m) in pages {
@@ -942,8 +1223,9 @@ mod tests {
                 }
             }
         }
-        // sign-out ×5, approve ×2, reject ×2, disable, add user, remove rule, add rule, disconnect
-        assert_eq!(posts, 14);
+        // sign-out ×6, approve ×2, reject ×2, disable, add user, remove rule, add rule,
+        // disconnect, revoke invite, create invite
+        assert_eq!(posts, 17);
     }
 
     #[test]
