@@ -25,7 +25,16 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const WINDOW: Duration = Duration::from_secs(6);
+/// Wide enough that a loaded CI machine's slow PostgreSQL stop and start
+/// (seconds each) and the feed's 2 s re-check fit inside it with room: the
+/// window counts from the last confirmation, which can precede the outage.
+const WINDOW: Duration = Duration::from_secs(12);
+
+/// One line per step with the seconds since the outage test began, so a
+/// failure shows where the time went (printed with the failure's output).
+fn step(t: Instant, what: &str) {
+    eprintln!("[{:>6.2} s] {what}", t.elapsed().as_secs_f64());
+}
 
 /// Everything the gateway logs, for the assertions on log lines.
 #[derive(Clone, Default)]
@@ -142,10 +151,12 @@ async fn outage(logs: &Logs) {
         assert_eq!(back, data);
     };
     roundtrip(&data_1).await;
+    step(t_test, "alice logged in, forward carries data");
 
     // --- a short outage --------------------------------------------------------
     let t0 = Instant::now();
     pg.stop();
+    step(t_test, "PostgreSQL stopped");
     assert!(
         login().await.is_err(),
         "a login must be refused while the registry is down"
@@ -157,6 +168,7 @@ async fn outage(logs: &Logs) {
             .map(str::to_owned)
     })
     .await;
+    step(t_test, "login refused and logged");
     assert!(
         line.contains("registry_unreachable") && line.contains("alice"),
         "{line}"
@@ -169,12 +181,14 @@ async fn outage(logs: &Logs) {
         || feed.borrow().error.clone(),
     )
     .await;
+    step(t_test, "feed reports the outage");
     // The session and its forward go on (forwarding needs no database).
     tokio::time::sleep(Duration::from_millis(1500).saturating_sub(t0.elapsed())).await;
     assert!(!c1.is_closed());
     roundtrip(&pattern(4096, 2)).await;
     pg.restart();
     let back_after = t0.elapsed();
+    step(t_test, "PostgreSQL started again");
     // Past the window, counted from the outage's start: still there.
     tokio::time::sleep((WINDOW + Duration::from_secs(2)).saturating_sub(t0.elapsed())).await;
     assert!(
@@ -182,6 +196,7 @@ async fn outage(logs: &Logs) {
         "a session must survive an outage shorter than the window ({back_after:?})"
     );
     roundtrip(&pattern(4096, 3)).await;
+    step(t_test, "session survived the short outage");
     // Logins work again: the pool made new connections by itself.
     let c2 = eventually_login(&login).await;
     let f2 = forward(&c2, "127.0.0.1", u32::from(echo.port()))
@@ -212,6 +227,7 @@ async fn outage(logs: &Logs) {
     // --- an outage longer than the window -----------------------------------------
     let t1 = Instant::now();
     pg.stop();
+    step(t_test, "PostgreSQL stopped for longer than the window");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(!c1.is_closed() && !c2.is_closed(), "kept at first");
     let took1 = closed_within(&c1, t1, WINDOW + Duration::from_secs(5)).await;
