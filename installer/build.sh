@@ -84,8 +84,12 @@ else
   cargo build --locked --manifest-path "$ROOT/Cargo.toml" --profile "$profile" --bins "${linux_pkgs[@]}"
 fi
 if [ "$with_msi" = 1 ]; then
-  echo "== cargo build ($profile, $WIN_TARGET)"
-  cargo build --locked --manifest-path "$ROOT/Cargo.toml" --profile "$profile" --bins \
+  # --fast: the programs of scripts/test.sh's Windows build (all targets, so
+  # the test-only dependencies' features too): nothing compiles again there.
+  win_targets=(--bins)
+  [ "$profile" = dev ] && win_targets=(--all-targets)
+  echo "== cargo build ($profile, $WIN_TARGET, ${win_targets[*]})"
+  cargo build --locked --manifest-path "$ROOT/Cargo.toml" --profile "$profile" "${win_targets[@]}" \
     --target "$WIN_TARGET" "${win_pkgs[@]}"
 fi
 cargo_secs=$SECONDS

@@ -16,23 +16,26 @@ cargo fmt --all --check
 stage "no import circles between source files"
 python3 scripts/import-cycles.py
 # Lint while building: clippy's driver compiles the workspace's own crates
-# (every target the tests build: libraries, programs, unit and integration
-# tests) and fails the build on any lint, with -D warnings. One compile
-# instead of a separate `cargo clippy` pass that checks everything again.
-# Dependencies are built by plain rustc, as cargo clippy does.
-CLIPPY_DRIVER="$(rustc --print sysroot)/bin/clippy-driver"
-lint_build() { RUSTC_WORKSPACE_WRAPPER="$CLIPPY_DRIVER" CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__" "$@"; }
+# for every cargo command below (libraries, programs, unit and integration
+# tests; the Windows cross-build; the packaging test's builds, which thus
+# compile nothing again) and fails the build on any lint (-D warnings).
+# One compile instead of a separate `cargo clippy` pass that checks
+# everything a second time. Dependencies are built by plain rustc, as under
+# cargo clippy; the machine code is rustc's either way.
+export RUSTC_WORKSPACE_WRAPPER="$(rustc --print sysroot)/bin/clippy-driver"
+export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 # A failing test's message stays next to its name in a shortened CI log
 # (a backtrace would push it out); run one test again to see one.
 export RUST_BACKTRACE=0
 stage "cargo test, linted by clippy -D warnings while it builds"
-lint_build cargo test --workspace --locked
+CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$PWD/scripts/test-runner.sh" \
+  cargo test --workspace --locked
 # Windows code paths (ProgramData, MachineGuid, key-file ACL, credential
 # store, tray) must compile and pass the lints (clippy sees cfg(windows) code
 # only here): one cross-build of the libraries, programs and tests, linted
 # while it builds; its .exe files the packaging test below puts in the .msi.
 stage "Windows cross-build check (x86_64-pc-windows-gnu)"
-lint_build cargo build --locked --target x86_64-pc-windows-gnu -p pra-client -p pra-gui --all-targets
+cargo build --locked --target x86_64-pc-windows-gnu -p pra-client -p pra-gui --all-targets
 stage "packages: .deb and .msi contents, install/upgrade/remove keeps data"
 msi_dir="${CARGO_TARGET_DIR:-target}/windows-lane-msi"
 PRA_MSI_OUT="$msi_dir" bash scripts/package-test.sh
