@@ -188,12 +188,8 @@ impl russh::server::Handler for GatewayHandler {
         self.wait_penalty(&fingerprint).await;
         let (u, f) = (user.to_owned(), fingerprint.clone());
         // The same store work for every outcome.
-        let looked_up = blocking(&self.shared.store, move |s| {
-            let revision = s.revision()?;
-            let facts = s.login_facts(&u, &f)?;
-            Ok((revision, facts))
-        })
-        .await;
+        // The revision is read before the facts, in the same read.
+        let looked_up = blocking(&self.shared.store, move |s| s.login_lookup(&u, &f)).await;
         let (revision, facts) = match looked_up {
             Ok(x) => x,
             Err(e) => {

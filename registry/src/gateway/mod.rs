@@ -501,18 +501,21 @@ impl Connection {
                 at: now(),
                 reason: reason.clone(),
             };
-            let retry = end.clone();
-            if let Err(e) = blocking(&shared.store, move |s| {
-                s.session_close(end.progress, end.at, &end.reason)
-            })
-            .await
-            {
-                tracing::warn!(%e, session = id, "cannot mark the session ended in the registry yet; will retry");
+            // With the background writer's next group (see `audit`).
+            let written = shared
+                .audit
+                .session_close(end.progress, end.at, end.reason.clone())
+                .await;
+            if !written {
+                tracing::warn!(
+                    session = id,
+                    "cannot mark the session ended in the registry yet; will retry"
+                );
                 shared
                     .pending_ends
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .push(retry);
+                    .push(end);
             }
         }
         shared.audit.record(
@@ -560,9 +563,10 @@ fn totals(state: &SessionState) -> (u64, u64, Vec<serde_json::Value>) {
     (up, down, forwards)
 }
 
-/// Add a session that just logged in to the registry's live-sessions list;
-/// its id, or `None` when the registry cannot be written (the session goes
-/// on, unlisted).
+/// Add a session that just logged in to the registry's live-sessions list,
+/// with the background writer's next group (see `audit`: one transaction
+/// for all the logins of a burst); its id, or `None` when the registry
+/// cannot be written (the session goes on, unlisted).
 async fn register(shared: Arc<Shared>, state: Arc<SessionState>) -> Option<i64> {
     let new = NewSession {
         gateway: shared.gateway_id.clone(),
@@ -571,13 +575,13 @@ async fn register(shared: Arc<Shared>, state: Arc<SessionState>) -> Option<i64> 
         source: state.source.to_string(),
         started_at: now(),
     };
-    match blocking(&shared.store, move |s| s.session_open(&new)).await {
-        Ok(id) => {
+    match shared.audit.session_open(new).await {
+        Some(id) => {
             state.set_registry_id(id);
             Some(id)
         }
-        Err(e) => {
-            tracing::warn!(%e, user = %state.user, "cannot list the session in the registry");
+        None => {
+            tracing::warn!(user = %state.user, "cannot list the session in the registry");
             None
         }
     }
