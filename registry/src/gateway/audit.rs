@@ -6,6 +6,8 @@
 //! instead of one per event, so a burst of logins does not queue behind
 //! the disk (group commit).
 //!
+//! A group the database refuses for a moment (a restart, a fail-over) is
+//! tried again a few times, a second apart, before it is given up.
 //! Audit events and last-seen times are dropped (and counted) when the
 //! queue is full. Live-session rows are not: [`Audit::session_open`] and
 //! [`Audit::session_close`] wait for room in the queue (backpressure on
@@ -23,6 +25,7 @@
 //! window closes. Junk logins therefore add a bounded number of events per
 //! source and minute, whatever their rate.
 
+use crate::error::RegistryError;
 use crate::model::{AuditEvent, BackgroundWrites, NewSession, SessionProgress, Timestamp};
 use crate::store::{Store, checks};
 use std::collections::{BTreeMap, HashMap};
@@ -51,6 +54,14 @@ enum Write {
     Close(SessionProgress, Timestamp, String, oneshot::Sender<bool>),
 }
 
+/// What [`Audit::try_queue`] did.
+enum TryQueue {
+    Queued,
+    /// No room: the write back.
+    Full(Write),
+    Closed,
+}
+
 /// Who waits for the outcome of a group's live-session rows.
 #[derive(Default)]
 struct Replies {
@@ -72,6 +83,10 @@ impl Replies {
         }
     }
 }
+
+/// A live-session row on its way (see [`Audit::session_open`]): its id
+/// once written.
+pub type Registration = std::pin::Pin<Box<dyn Future<Output = Option<i64>> + Send>>;
 
 /// Longest user name (in characters) kept in an audit event.
 pub const MAX_USER_CHARS: usize = 64;
@@ -103,23 +118,7 @@ impl Audit {
                         Err(_) => break,
                     }
                 }
-                let (events, sessions) = (group.events.len(), group.opened.len());
-                let store = Arc::clone(&store);
-                let written = match tokio::task::spawn_blocking(move || {
-                    store.record_background(&group)
-                })
-                .await
-                {
-                    Ok(Ok(ids)) => Some(ids),
-                    Ok(Err(e)) => {
-                        tracing::error!(%e, events, sessions, "cannot write audit events and session rows");
-                        None
-                    }
-                    Err(e) => {
-                        tracing::error!(%e, events, sessions, "audit writer failed");
-                        None
-                    }
-                };
+                let written = write_group(&store, group).await;
                 replies.send(written);
             }
         });
@@ -171,15 +170,28 @@ impl Audit {
         self.send(Write::Seen(fingerprint.to_owned(), at));
     }
 
-    /// Add `session` to the live-sessions list with the next group; its id,
-    /// or `None` when it could not be written (or the writer stopped).
-    /// Waits for room in the queue rather than drop the row.
-    pub async fn session_open(&self, session: NewSession) -> Option<i64> {
+    /// Queue `session`'s row for the live-sessions list now (called at the
+    /// login, before its `session.start`, so that the row goes with the
+    /// first group: no later than a direct write would); the returned
+    /// future gives its id once written, or `None` when it could not be
+    /// (or the writer stopped). When the queue is full the future waits
+    /// for room rather than drop the row.
+    pub fn session_open(self: &Arc<Self>, session: NewSession) -> Registration {
         let (tx, rx) = oneshot::channel();
-        if !self.send_waiting(Write::Open(session, tx)).await {
-            return None;
-        }
-        rx.await.ok().flatten()
+        let waiting = match self.try_queue(Write::Open(session, tx)) {
+            TryQueue::Queued => None,
+            TryQueue::Full(write) => Some(write),
+            TryQueue::Closed => return Box::pin(async { None }),
+        };
+        let audit = Arc::clone(self);
+        Box::pin(async move {
+            if let Some(write) = waiting
+                && !audit.send_waiting(write).await
+            {
+                return None;
+            }
+            rx.await.ok().flatten()
+        })
     }
 
     /// Mark the live session `progress.id` ended at `at` for `reason`, with
@@ -199,6 +211,22 @@ impl Audit {
             return false;
         }
         rx.await.unwrap_or(false)
+    }
+
+    /// Queue `write` if there is room (counted in the queue metric).
+    fn try_queue(&self, write: Write) -> TryQueue {
+        let guard = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(tx) = guard.as_ref() else {
+            return TryQueue::Closed;
+        };
+        match tx.try_send(write) {
+            Ok(()) => {
+                crate::metrics::get().audit_queue.inc();
+                TryQueue::Queued
+            }
+            Err(mpsc::error::TrySendError::Full(write)) => TryQueue::Full(write),
+            Err(mpsc::error::TrySendError::Closed(_)) => TryQueue::Closed,
+        }
     }
 
     /// Queue `write`, waiting for room; false when the writer is closed.
@@ -247,6 +275,38 @@ impl Audit {
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+}
+
+/// Attempts at writing a group whose write failed for a reason other than
+/// an invalid write (the database gone for a moment: a restart, a
+/// fail-over), [`RETRY_PAUSE`] apart; meanwhile later writes queue.
+const ATTEMPTS: u32 = 5;
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+/// Write `group` in one transaction; the new sessions' ids, `None` when it
+/// could not be written (logged).
+async fn write_group(store: &Arc<Store>, group: BackgroundWrites) -> Option<Vec<i64>> {
+    let (events, sessions) = (group.events.len(), group.opened.len() + group.closed.len());
+    let group = Arc::new(group);
+    for attempt in 1..=ATTEMPTS {
+        let (store, g) = (Arc::clone(store), Arc::clone(&group));
+        match tokio::task::spawn_blocking(move || store.record_background(&g)).await {
+            Ok(Ok(ids)) => return Some(ids),
+            Ok(Err(e)) if attempt < ATTEMPTS && !matches!(e, RegistryError::Invalid { .. }) => {
+                tracing::warn!(%e, events, sessions, attempt, "cannot write audit events and session rows yet; trying again");
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            Ok(Err(e)) => {
+                tracing::error!(%e, events, sessions, "cannot write audit events and session rows");
+                return None;
+            }
+            Err(e) => {
+                tracing::error!(%e, events, sessions, "audit writer failed");
+                return None;
+            }
+        }
+    }
+    None
 }
 
 /// Writes in a group.
