@@ -280,6 +280,12 @@ impl PraSide {
                 &format!("127.0.0.1:{}", self.gw_port),
                 "--api",
                 "127.0.0.1:0",
+                // One approved key logs in from every worker and holds
+                // every idle session: the default limit of live sessions
+                // per key (4) would turn logins away and count refusals,
+                // not logins.
+                "--max-sessions-per-key",
+                "10000",
             ])
             .stdout(fs::File::create(&out)?)
             .stderr(

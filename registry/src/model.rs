@@ -174,6 +174,12 @@ pub struct BackgroundWrites {
     /// Keys that logged in, with when ("last seen": never moves backwards;
     /// a key removed meanwhile is skipped).
     pub last_seen: Vec<(String, Timestamp)>,
+    /// Sessions that logged in (the live-sessions list); their ids come
+    /// back in this order.
+    pub opened: Vec<NewSession>,
+    /// Sessions that ended: final counts, when, and why (see
+    /// `Store::session_close`).
+    pub closed: Vec<(SessionProgress, Timestamp, String)>,
 }
 
 /// A stored audit event.

@@ -1,9 +1,18 @@
-//! Gateway audit events and "last seen" logins, written in order by one
-//! background task so that network paths never wait for the database (and
-//! a `session.end` is never stored before its `session.start`). The task
-//! writes everything that queued up while its previous write was on disk
-//! in one transaction: one flush per group instead of one per event, so a
-//! burst of logins does not queue behind the disk (group commit).
+//! Gateway audit events, "last seen" logins and live-session rows,
+//! written in order by one background task so that network paths never
+//! wait for the database (and a `session.end` is never stored before its
+//! `session.start`). The task writes everything that queued up while its
+//! previous write was on disk in one transaction: one flush per group
+//! instead of one per event, so a burst of logins does not queue behind
+//! the disk (group commit).
+//!
+//! A group the database refuses for a moment (a restart, a fail-over) is
+//! tried again a few times, a second apart, before it is given up.
+//! Audit events and last-seen times are dropped (and counted) when the
+//! queue is full. Live-session rows are not: [`Audit::session_open`] and
+//! [`Audit::session_close`] wait for room in the queue (backpressure on
+//! the session's own registration task, never on its traffic), then for
+//! their group's transaction, and say whether it was written.
 //!
 //! Kinds: `login.refused`, `session.start`, `session.end`, `session.revoked`,
 //! `forward.refused`, `forward.failed`. `detail` never holds secrets; text
@@ -16,18 +25,20 @@
 //! window closes. Junk logins therefore add a bounded number of events per
 //! source and minute, whatever their rate.
 
-use crate::model::{AuditEvent, BackgroundWrites, Timestamp};
+use crate::error::RegistryError;
+use crate::model::{AuditEvent, BackgroundWrites, NewSession, SessionProgress, Timestamp};
 use crate::store::{Store, checks};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-/// Writes waiting at most; beyond this they are dropped (and counted)
-/// rather than slowing the gateway down.
+/// Writes waiting at most; beyond this audit events are dropped (and
+/// counted) rather than slowing the gateway down, and live-session rows
+/// wait for room.
 const QUEUE: usize = 4096;
 
 /// Most writes in one transaction.
@@ -37,7 +48,45 @@ const MAX_GROUP: usize = 1024;
 enum Write {
     Event(AuditEvent),
     Seen(String, Timestamp),
+    /// A new live session; learns its id (`None`: not written).
+    Open(NewSession, oneshot::Sender<Option<i64>>),
+    /// A live session ended; learns whether that was written.
+    Close(SessionProgress, Timestamp, String, oneshot::Sender<bool>),
 }
+
+/// What [`Audit::try_queue`] did.
+enum TryQueue {
+    Queued,
+    /// No room: the write back.
+    Full(Write),
+    Closed,
+}
+
+/// Who waits for the outcome of a group's live-session rows.
+#[derive(Default)]
+struct Replies {
+    opened: Vec<oneshot::Sender<Option<i64>>>,
+    closed: Vec<oneshot::Sender<bool>>,
+}
+
+impl Replies {
+    /// Tell each waiter the outcome: the ids of the opened sessions (in
+    /// order) when the group was written, nothing otherwise.
+    fn send(self, written: Option<Vec<i64>>) {
+        let ok = written.is_some();
+        let mut ids = written.unwrap_or_default().into_iter();
+        for tx in self.opened {
+            let _ = tx.send(ids.next().filter(|_| ok));
+        }
+        for tx in self.closed {
+            let _ = tx.send(ok);
+        }
+    }
+}
+
+/// A live-session row on its way (see [`Audit::session_open`]): its id
+/// once written.
+pub type Registration = std::pin::Pin<Box<dyn Future<Output = Option<i64>> + Send>>;
 
 /// Longest user name (in characters) kept in an audit event.
 pub const MAX_USER_CHARS: usize = 64;
@@ -58,31 +107,30 @@ impl Audit {
             while let Some(first) = rx.recv().await {
                 queued.dec();
                 let mut group = BackgroundWrites::default();
-                add(&mut group, first);
-                while group.events.len() + group.last_seen.len() < MAX_GROUP {
+                let mut replies = Replies::default();
+                add(&mut group, &mut replies, first);
+                while size(&group) < MAX_GROUP {
                     match rx.try_recv() {
                         Ok(w) => {
                             queued.dec();
-                            add(&mut group, w);
+                            add(&mut group, &mut replies, w);
                         }
                         Err(_) => break,
                     }
                 }
-                let events = group.events.len();
-                let store = Arc::clone(&store);
-                match tokio::task::spawn_blocking(move || store.record_background(&group)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::error!(%e, events, "cannot write audit events"),
-                    Err(e) => tracing::error!(%e, events, "audit writer failed"),
-                }
+                let written = write_group(&store, group).await;
+                replies.send(written);
             }
         });
-        let audit = Arc::new(Audit {
+        (Arc::new(Audit::new(tx, actor)), writer)
+    }
+
+    fn new(tx: mpsc::Sender<Write>, actor: String) -> Audit {
+        Audit {
             tx: Mutex::new(Some(tx)),
             actor,
             dropped: AtomicU64::new(0),
-        });
-        (audit, writer)
+        }
     }
 
     /// Queue one event. Never waits.
@@ -122,6 +170,87 @@ impl Audit {
         self.send(Write::Seen(fingerprint.to_owned(), at));
     }
 
+    /// Queue `session`'s row for the live-sessions list now (called at the
+    /// login, before its `session.start`, so that the row goes with the
+    /// first group: no later than a direct write would); the returned
+    /// future gives its id once written, or `None` when it could not be
+    /// (or the writer stopped). When the queue is full the future waits
+    /// for room rather than drop the row.
+    pub fn session_open(self: &Arc<Self>, session: NewSession) -> Registration {
+        let (tx, rx) = oneshot::channel();
+        let waiting = match self.try_queue(Write::Open(session, tx)) {
+            TryQueue::Queued => None,
+            TryQueue::Full(write) => Some(write),
+            TryQueue::Closed => return Box::pin(async { None }),
+        };
+        let audit = Arc::clone(self);
+        Box::pin(async move {
+            if let Some(write) = waiting
+                && !audit.send_waiting(write).await
+            {
+                return None;
+            }
+            rx.await.ok().flatten()
+        })
+    }
+
+    /// Mark the live session `progress.id` ended at `at` for `reason`, with
+    /// its final counts, with the next group; true once written. Waits for
+    /// room in the queue rather than drop the row.
+    pub async fn session_close(
+        &self,
+        progress: SessionProgress,
+        at: Timestamp,
+        reason: String,
+    ) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if !self
+            .send_waiting(Write::Close(progress, at, reason, tx))
+            .await
+        {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+
+    /// Queue `write` if there is room (counted in the queue metric).
+    fn try_queue(&self, write: Write) -> TryQueue {
+        let guard = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(tx) = guard.as_ref() else {
+            return TryQueue::Closed;
+        };
+        match tx.try_send(write) {
+            Ok(()) => {
+                crate::metrics::get().audit_queue.inc();
+                TryQueue::Queued
+            }
+            Err(mpsc::error::TrySendError::Full(write)) => TryQueue::Full(write),
+            Err(mpsc::error::TrySendError::Closed(_)) => TryQueue::Closed,
+        }
+    }
+
+    /// Queue `write`, waiting for room; false when the writer is closed.
+    async fn send_waiting(&self, write: Write) -> bool {
+        let tx = self
+            .tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .cloned();
+        let Some(tx) = tx else {
+            return false;
+        };
+        // Counted before it can be taken out (the writer decrements).
+        let queued = &crate::metrics::get().audit_queue;
+        queued.inc();
+        if tx.send(write).await.is_ok() {
+            true
+        } else {
+            queued.dec();
+            false
+        }
+    }
+
     fn send(&self, write: Write) {
         let guard = self.tx.lock().unwrap_or_else(|p| p.into_inner());
         let Some(tx) = guard.as_ref() else {
@@ -148,15 +277,66 @@ impl Audit {
     }
 }
 
-/// Add one write to a group; an invalid event (a bug) is logged and left
-/// out so that the rest of the group is kept.
-fn add(group: &mut BackgroundWrites, write: Write) {
+/// Attempts at writing a group whose write failed for a reason other than
+/// an invalid write (the database gone for a moment: a restart, a
+/// fail-over), [`RETRY_PAUSE`] apart; meanwhile later writes queue.
+const ATTEMPTS: u32 = 5;
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+/// Write `group` in one transaction; the new sessions' ids, `None` when it
+/// could not be written (logged).
+async fn write_group(store: &Arc<Store>, group: BackgroundWrites) -> Option<Vec<i64>> {
+    let (events, sessions) = (group.events.len(), group.opened.len() + group.closed.len());
+    let group = Arc::new(group);
+    for attempt in 1..=ATTEMPTS {
+        let (store, g) = (Arc::clone(store), Arc::clone(&group));
+        match tokio::task::spawn_blocking(move || store.record_background(&g)).await {
+            Ok(Ok(ids)) => return Some(ids),
+            Ok(Err(e)) if attempt < ATTEMPTS && !matches!(e, RegistryError::Invalid { .. }) => {
+                tracing::warn!(%e, events, sessions, attempt, "cannot write audit events and session rows yet; trying again");
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            Ok(Err(e)) => {
+                tracing::error!(%e, events, sessions, "cannot write audit events and session rows");
+                return None;
+            }
+            Err(e) => {
+                tracing::error!(%e, events, sessions, "audit writer failed");
+                return None;
+            }
+        }
+    }
+    None
+}
+
+/// Writes in a group.
+fn size(group: &BackgroundWrites) -> usize {
+    group.events.len() + group.last_seen.len() + group.opened.len() + group.closed.len()
+}
+
+/// Add one write to a group; an invalid event or session (a bug) is
+/// logged and left out so that the rest of the group is kept.
+fn add(group: &mut BackgroundWrites, replies: &mut Replies, write: Write) {
     match write {
         Write::Event(e) => match checks::audit_event(&e) {
             Ok(()) => group.events.push(e),
             Err(err) => tracing::error!(%err, kind = %e.kind, "audit event left out"),
         },
         Write::Seen(fingerprint, at) => group.last_seen.push((fingerprint, at)),
+        Write::Open(session, tx) => match checks::session(&session) {
+            Ok(()) => {
+                group.opened.push(session);
+                replies.opened.push(tx);
+            }
+            Err(err) => {
+                tracing::error!(%err, "live session row left out");
+                let _ = tx.send(None);
+            }
+        },
+        Write::Close(progress, at, reason, tx) => {
+            group.closed.push((progress, at, reason));
+            replies.closed.push(tx);
+        }
     }
 }
 
@@ -325,5 +505,84 @@ fn new_window(now: Instant) -> Window {
         individual: 0,
         counted: 0,
         reasons: BTreeMap::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    fn session() -> NewSession {
+        NewSession {
+            gateway: "gw".into(),
+            user: "alice".into(),
+            fingerprint: "SHA256:x".into(),
+            source: "192.0.2.1:1".into(),
+            started_at: 1,
+        }
+    }
+
+    /// A full queue drops audit events but never a live-session row: its
+    /// caller waits for room, and learns the id once the row is written.
+    #[tokio::test]
+    async fn a_full_queue_drops_events_but_session_rows_wait() {
+        let (tx, mut rx) = mpsc::channel::<Write>(1);
+        let audit = Arc::new(Audit::new(tx, "gateway:gw".into()));
+        audit.record("session.start", None, None, None, serde_json::json!({}));
+        audit.record("session.start", None, None, None, serde_json::json!({}));
+        assert_eq!(audit.dropped(), 1, "the second event found the queue full");
+
+        let a = Arc::clone(&audit);
+        let open = tokio::spawn(async move { a.session_open(session()).await });
+        let a = Arc::clone(&audit);
+        let close = tokio::spawn(async move {
+            a.session_close(SessionProgress::default(), 2, "closed".into())
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !open.is_finished() && !close.is_finished(),
+            "waiting for room"
+        );
+        assert_eq!(audit.dropped(), 1, "nothing more dropped");
+
+        // The writer's side: the event, then both rows (in either order).
+        assert!(matches!(rx.recv().await, Some(Write::Event(_))));
+        for _ in 0..2 {
+            match rx.recv().await {
+                Some(Write::Open(s, reply)) => {
+                    assert_eq!(s, session());
+                    reply.send(Some(7)).unwrap();
+                }
+                Some(Write::Close(p, at, reason, reply)) => {
+                    assert_eq!((p.id, at, reason.as_str()), (0, 2, "closed"));
+                    reply.send(true).unwrap();
+                }
+                _ => panic!("a session row expected"),
+            }
+        }
+        assert_eq!(open.await.unwrap(), Some(7));
+        assert!(close.await.unwrap());
+
+        // A group that could not be written: the callers hear it.
+        let a = Arc::clone(&audit);
+        let open = tokio::spawn(async move { a.session_open(session()).await });
+        let Some(Write::Open(_, reply)) = rx.recv().await else {
+            panic!("a session row expected");
+        };
+        let mut replies = Replies::default();
+        replies.opened.push(reply);
+        replies.send(None);
+        assert_eq!(open.await.unwrap(), None);
+
+        // A closed writer: nothing waits forever.
+        audit.close();
+        assert_eq!(audit.session_open(session()).await, None);
+        assert!(
+            !audit
+                .session_close(SessionProgress::default(), 3, "x".into())
+                .await
+        );
     }
 }

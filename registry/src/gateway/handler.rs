@@ -13,11 +13,12 @@
 //!   through [`super::forward`]. Everything else (shell, PTY, other exec,
 //!   subsystem, env, X11, agent, `tcpip-forward`) is answered with a failure.
 
+use super::audit::Registration;
 use super::forward::{self, Inbound, Push};
 use super::killable::KillSwitch;
 use super::session::SessionState;
 use super::{Shared, blocking, policy};
-use crate::model::now;
+use crate::model::{NewSession, now};
 use pra_proto::rules::{RULES_VERSION, Rule, RulesDocument};
 use russh::server::{Auth, ChannelOpenHandle, Msg, Session};
 use russh::{Channel, ChannelId, ChannelOpenFailure, ChannelWriteHalf, Pty, Sig};
@@ -47,7 +48,7 @@ pub struct GatewayHandler {
     kill: KillSwitch,
     login: policy::LoginState,
     identity: Option<Identity>,
-    authed: Option<oneshot::Sender<Arc<SessionState>>>,
+    authed: Option<oneshot::Sender<(Arc<SessionState>, Registration)>>,
     session: Option<Arc<SessionState>>,
     forwards: HashMap<ChannelId, Inbound>,
     /// Target connections leave in the order of the channel opens.
@@ -65,7 +66,7 @@ impl GatewayHandler {
         shared: Arc<Shared>,
         peer: SocketAddr,
         kill: KillSwitch,
-        authed: oneshot::Sender<Arc<SessionState>>,
+        authed: oneshot::Sender<(Arc<SessionState>, Registration)>,
     ) -> Self {
         GatewayHandler {
             shared,
@@ -188,12 +189,8 @@ impl russh::server::Handler for GatewayHandler {
         self.wait_penalty(&fingerprint).await;
         let (u, f) = (user.to_owned(), fingerprint.clone());
         // The same store work for every outcome.
-        let looked_up = blocking(&self.shared.store, move |s| {
-            let revision = s.revision()?;
-            let facts = s.login_facts(&u, &f)?;
-            Ok((revision, facts))
-        })
-        .await;
+        // The revision is read before the facts, in the same read.
+        let looked_up = blocking(&self.shared.store, move |s| s.login_lookup(&u, &f)).await;
         let (revision, facts) = match looked_up {
             Ok(x) => x,
             Err(e) => {
@@ -289,6 +286,14 @@ impl russh::server::Handler for GatewayHandler {
         let client = String::from_utf8_lossy(session.remote_sshid()).into_owned();
         tracing::info!(user = %state.user, fingerprint = %state.fingerprint, source = %self.peer, "session start");
         crate::metrics::get().login("accepted", "ok");
+        // The live-sessions row first: it goes with the writer's next group.
+        let registration = self.shared.audit.session_open(NewSession {
+            gateway: self.shared.gateway_id.clone(),
+            user: state.user.clone(),
+            fingerprint: state.fingerprint.clone(),
+            source: state.source.to_string(),
+            started_at: now(),
+        });
         self.shared.audit.record(
             "session.start",
             Some(&state.user),
@@ -298,7 +303,7 @@ impl russh::server::Handler for GatewayHandler {
         );
         self.shared.audit.last_seen(&state.fingerprint, now());
         if let Some(tx) = self.authed.take() {
-            let _ = tx.send(Arc::clone(&state));
+            let _ = tx.send((Arc::clone(&state), registration));
         }
         self.session = Some(state);
         Ok(())

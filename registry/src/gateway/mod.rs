@@ -37,7 +37,7 @@ pub mod transport;
 pub mod watch;
 
 use crate::error::RegistryError;
-use crate::model::{Actor, NewSession, SessionProgress, now};
+use crate::model::{Actor, SessionProgress, now};
 use crate::store::{Change, Store, StoreResult};
 use audit::{Audit, RefusalAuditPolicy, Refusals};
 use hostkey::HostKey;
@@ -393,11 +393,11 @@ impl Connection {
     /// Serve the connection to its end; `ticket` holds its pre-auth slot
     /// until it logs in.
     async fn run(self, ssh: Arc<russh::server::Config>, tcp: TcpStream, ticket: Ticket) {
-        let Some((mut running, state)) = self.login(ssh, tcp).await else {
+        let Some((mut running, state, registration)) = self.login(ssh, tcp).await else {
             return;
         };
         ticket.authenticated();
-        let registered = tokio::spawn(register(Arc::clone(&self.shared), Arc::clone(&state)));
+        let registered = tokio::spawn(register(Arc::clone(&state), registration));
         let result = tokio::select! {
             result = &mut running => result,
             () = self.stop.cancelled() => {
@@ -422,7 +422,7 @@ impl Connection {
         &self,
         ssh: Arc<russh::server::Config>,
         tcp: TcpStream,
-    ) -> Option<(Running, Arc<SessionState>)> {
+    ) -> Option<(Running, Arc<SessionState>, audit::Registration)> {
         let (shared, peer, kill) = (&self.shared, self.peer, &self.kill);
         let _ = tcp.set_nodelay(true);
         let stream = Killable::new(tcp, kill.clone());
@@ -454,7 +454,7 @@ impl Connection {
         tokio::select! {
             biased;
             authed = authed_rx => match authed {
-                Ok(state) => return Some((running, state)),
+                Ok((state, registration)) => return Some((running, state, registration)),
                 Err(_) => {
                     let _ = (&mut running).await;
                 }
@@ -501,18 +501,21 @@ impl Connection {
                 at: now(),
                 reason: reason.clone(),
             };
-            let retry = end.clone();
-            if let Err(e) = blocking(&shared.store, move |s| {
-                s.session_close(end.progress, end.at, &end.reason)
-            })
-            .await
-            {
-                tracing::warn!(%e, session = id, "cannot mark the session ended in the registry yet; will retry");
+            // With the background writer's next group (see `audit`).
+            let written = shared
+                .audit
+                .session_close(end.progress, end.at, end.reason.clone())
+                .await;
+            if !written {
+                tracing::warn!(
+                    session = id,
+                    "cannot mark the session ended in the registry yet; will retry"
+                );
                 shared
                     .pending_ends
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .push(retry);
+                    .push(end);
             }
         }
         shared.audit.record(
@@ -560,24 +563,19 @@ fn totals(state: &SessionState) -> (u64, u64, Vec<serde_json::Value>) {
     (up, down, forwards)
 }
 
-/// Add a session that just logged in to the registry's live-sessions list;
-/// its id, or `None` when the registry cannot be written (the session goes
-/// on, unlisted).
-async fn register(shared: Arc<Shared>, state: Arc<SessionState>) -> Option<i64> {
-    let new = NewSession {
-        gateway: shared.gateway_id.clone(),
-        user: state.user.clone(),
-        fingerprint: state.fingerprint.clone(),
-        source: state.source.to_string(),
-        started_at: now(),
-    };
-    match blocking(&shared.store, move |s| s.session_open(&new)).await {
-        Ok(id) => {
+/// The row of a session that just logged in, queued at the login for the
+/// registry's live-sessions list with the background writer's next group
+/// (see `audit`: one transaction for all the logins of a burst); its id,
+/// or `None` when the registry cannot be written (the session goes on,
+/// unlisted).
+async fn register(state: Arc<SessionState>, registration: audit::Registration) -> Option<i64> {
+    match registration.await {
+        Some(id) => {
             state.set_registry_id(id);
             Some(id)
         }
-        Err(e) => {
-            tracing::warn!(%e, user = %state.user, "cannot list the session in the registry");
+        None => {
+            tracing::warn!(user = %state.user, "cannot list the session in the registry");
             None
         }
     }

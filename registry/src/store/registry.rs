@@ -315,6 +315,30 @@ fn no_user(name: &str) -> RegistryError {
     RegistryError::NotFound(format!("no user named {name}"))
 }
 
+/// Add a live session; its id.
+fn insert_session(tx: &mut dyn Tx, s: &NewSession) -> StoreResult<i64> {
+    tx.value(
+        "INSERT INTO sessions (gateway, user, fingerprint, source, started_at, heartbeat_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5) RETURNING id",
+        vals![&s.gateway, &s.user, &s.fingerprint, &s.source, s.started_at],
+    )
+}
+
+/// End a live session (an ended one stays as it was).
+fn close_session(
+    tx: &mut dyn Tx,
+    p: SessionProgress,
+    at: Timestamp,
+    reason: &str,
+) -> StoreResult<()> {
+    tx.execute(
+        "UPDATE sessions SET bytes_up = ?1, bytes_down = ?2, heartbeat_at = ?3, \
+         ended_at = ?3, end_reason = ?4 WHERE id = ?5 AND ended_at IS NULL",
+        vals![p.bytes_up, p.bytes_down, at, reason, p.id],
+    )?;
+    Ok(())
+}
+
 fn insert_audit(tx: &mut dyn Tx, at: Timestamp, e: &AuditEvent) -> StoreResult<()> {
     checks::audit_event(e)?;
     tx.execute(
@@ -928,6 +952,19 @@ impl Store {
         })
     }
 
+    /// [`Store::revision`] then [`Store::login_facts`], in one read: what
+    /// a gateway looks up per login (one store call instead of two).
+    pub fn login_lookup(&self, user: &str, fingerprint: &str) -> StoreResult<(i64, LoginFacts)> {
+        self.read(|tx| {
+            let revision = tx.value(REVISION, &[])?;
+            let facts = LoginFacts {
+                key: get_key(tx, fingerprint)?,
+                user: get_user(tx, user)?,
+            };
+            Ok((revision, facts))
+        })
+    }
+
     /// Fingerprints of keys that may log in right now, with their user:
     /// approved keys of enabled users.
     pub fn allowed_keys(&self) -> StoreResult<Vec<(String, String)>> {
@@ -959,13 +996,7 @@ impl Store {
     /// Register a session that just logged in; returns its id.
     pub fn session_open(&self, s: &NewSession) -> StoreResult<i64> {
         checks::session(s)?;
-        self.write(|tx| {
-            tx.value(
-                "INSERT INTO sessions (gateway, user, fingerprint, source, started_at, heartbeat_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5) RETURNING id",
-                vals![&s.gateway, &s.user, &s.fingerprint, &s.source, s.started_at],
-            )
-        })
+        self.write(|tx| insert_session(tx, s))
     }
 
     /// Write byte counts and mark the sessions alive at `at` (one call for
@@ -994,14 +1025,7 @@ impl Store {
         at: Timestamp,
         reason: &str,
     ) -> StoreResult<()> {
-        self.write(|tx| {
-            tx.execute(
-                "UPDATE sessions SET bytes_up = ?1, bytes_down = ?2, heartbeat_at = ?3, \
-                 ended_at = ?3, end_reason = ?4 WHERE id = ?5 AND ended_at IS NULL",
-                vals![p.bytes_up, p.bytes_down, at, reason, p.id],
-            )?;
-            Ok(())
-        })
+        self.write(|tx| close_session(tx, p, at, reason))
     }
 
     /// Sessions not ended whose gateway reported them within
@@ -1164,15 +1188,27 @@ impl Store {
         self.write(|tx| insert_audit(tx, now(), event))
     }
 
-    /// Write a gateway's grouped background writes (audit events and last
-    /// logins) in one transaction: all or nothing. An invalid event fails
-    /// the whole group (the gateway checks them before).
-    pub fn record_background(&self, writes: &BackgroundWrites) -> StoreResult<()> {
+    /// Write a gateway's grouped background writes (audit events, last
+    /// logins, live sessions opened and closed) in one transaction: all or
+    /// nothing. Returns the ids of `writes.opened`, in order. An invalid
+    /// event or session fails the whole group (the gateway checks them
+    /// before).
+    pub fn record_background(&self, writes: &BackgroundWrites) -> StoreResult<Vec<i64>> {
         // A refused event fails the whole group before anything is written.
         for e in &writes.events {
             checks::audit_event(e)?;
         }
+        for s in &writes.opened {
+            checks::session(s)?;
+        }
         self.write(|tx| {
+            let mut ids = Vec::with_capacity(writes.opened.len());
+            for s in &writes.opened {
+                ids.push(insert_session(tx, s)?);
+            }
+            for (p, at, reason) in &writes.closed {
+                close_session(tx, *p, *at, reason)?;
+            }
             for e in &writes.events {
                 insert_audit(tx, now(), e)?;
             }
@@ -1183,7 +1219,7 @@ impl Store {
                     vals![*at, fingerprint],
                 )?;
             }
-            Ok(())
+            Ok(ids)
         })
     }
 

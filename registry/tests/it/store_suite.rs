@@ -67,6 +67,7 @@ suite!(
     audit_filters_and_pages,
     last_seen_never_moves_backwards,
     background_writes_are_one_all_or_nothing_group,
+    background_writes_open_and_close_live_sessions,
     sessions_are_listed_counted_and_closed,
     stale_sessions_are_hidden_and_ended_at_gateway_restart,
     disconnect_requests_are_audited_and_reach_their_gateway,
@@ -573,8 +574,8 @@ fn last_seen_never_moves_backwards(db: &Db) {
 /// A login of key `fingerprint` at `at`, as the gateway records it.
 fn seen(s: &Store, fingerprint: &str, at: Timestamp) {
     s.record_background(&BackgroundWrites {
-        events: Vec::new(),
         last_seen: vec![(fingerprint.to_owned(), at)],
+        ..BackgroundWrites::default()
     })
     .unwrap();
 }
@@ -617,6 +618,7 @@ fn background_writes_are_one_all_or_nothing_group(db: &Db) {
             ("SHA256:no-such-key".into(), 3000),
             (fp.clone(), 2990),
         ],
+        ..BackgroundWrites::default()
     };
     s.record_background(&group).unwrap();
     let all = s
@@ -642,6 +644,7 @@ fn background_writes_are_one_all_or_nothing_group(db: &Db) {
     let mut bad = BackgroundWrites {
         events: vec![gateway_event("session.end", 1), gateway_event("", 2)],
         last_seen: vec![(fp.clone(), 4000)],
+        ..BackgroundWrites::default()
     };
     assert!(matches!(
         s.record_background(&bad),
@@ -652,6 +655,74 @@ fn background_writes_are_one_all_or_nothing_group(db: &Db) {
     bad.events.pop();
     s.record_background(&bad).unwrap();
     assert_eq!(s.get_key(&fp).unwrap().unwrap().last_seen, Some(4000));
+}
+
+/// The gateway's live-session rows go with its grouped background writes:
+/// the ids come back in order, the sessions are listed at once, ends are
+/// recorded, and an invalid row fails the whole group.
+fn background_writes_open_and_close_live_sessions(db: &Db) {
+    let gw = db.open();
+    let admin = db.open();
+    let opened: Vec<NewSession> = (1..=3)
+        .map(|n| new_session("gw1:10022", "alice", n))
+        .collect();
+    let ids = gw
+        .record_background(&BackgroundWrites {
+            events: vec![gateway_event("session.start", 1)],
+            opened: opened.clone(),
+            ..BackgroundWrites::default()
+        })
+        .unwrap();
+    assert_eq!(ids.len(), 3);
+    let live = admin.list_live_sessions().unwrap();
+    for (id, new) in ids.iter().zip(&opened) {
+        let row = live.iter().find(|s| s.id == *id).expect("listed");
+        assert_eq!(row.fingerprint, new.fingerprint, "ids in the order given");
+    }
+    // Close one, open another, in one group.
+    let end = SessionProgress {
+        id: ids[0],
+        bytes_up: 70,
+        bytes_down: 80,
+    };
+    let t = now();
+    let more = gw
+        .record_background(&BackgroundWrites {
+            opened: vec![new_session("gw1:10022", "bob", 4)],
+            closed: vec![(end, t, "closed".into())],
+            ..BackgroundWrites::default()
+        })
+        .unwrap();
+    assert_eq!(more.len(), 1);
+    let s = admin.get_session(ids[0]).unwrap().unwrap();
+    assert_eq!((s.bytes_up, s.bytes_down), (70, 80));
+    assert_eq!(
+        (s.ended_at, s.end_reason.as_deref()),
+        (Some(t), Some("closed"))
+    );
+    let mut listed: Vec<i64> = admin
+        .list_live_sessions()
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    listed.sort_unstable();
+    assert_eq!(listed, [ids[1], ids[2], more[0]]);
+    // An invalid row: nothing of the group is written.
+    let bad = BackgroundWrites {
+        opened: vec![NewSession {
+            gateway: String::new(),
+            ..new_session("x", "alice", 5)
+        }],
+        closed: vec![(SessionProgress { id: ids[1], ..end }, t, "closed".into())],
+        ..BackgroundWrites::default()
+    };
+    assert!(matches!(
+        gw.record_background(&bad),
+        Err(RegistryError::Invalid { .. })
+    ));
+    assert_eq!(admin.get_session(ids[1]).unwrap().unwrap().ended_at, None);
+    assert_eq!(admin.list_live_sessions().unwrap().len(), 3);
 }
 
 fn new_session(gateway: &str, user: &str, seed: u8) -> NewSession {

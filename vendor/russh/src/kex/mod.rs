@@ -15,6 +15,11 @@
 
 //!
 //! This module exports kex algorithm names for use with [Preferred].
+/// PRA patch: X25519 and ML-KEM-768 through aws-lc-rs (see the module).
+mod backend;
+/// PRA patch: aws-lc-rs against the portable code, for a workspace's tests.
+#[doc(hidden)]
+pub use backend::self_check as backend_self_check;
 mod curve25519;
 pub mod dh;
 mod ecdh_nistp;
