@@ -5,13 +5,16 @@
 # both alternately, prints the table and writes it into docs/performance.md.
 # Not part of scripts/test.sh (it takes minutes and wants a quiet machine).
 #
-#   scripts/bench.sh                 # everything, 5 runs each (~7 minutes)
+#   scripts/bench.sh                 # everything, 5 runs each (~13 minutes)
 #   scripts/bench.sh --runs 3 --only throughput,short
+#   scripts/bench.sh --runs 3 --only delay --rtts 20,80,200 --no-write
+#                                    # delayed link: a userspace delay proxy between
+#                                    # client and server, upload and download per RTT
 #   scripts/bench.sh --no-write      # print only
 #
 # Options after the script name go to `pra-bench run` (see `--help` there):
 # --runs N, --secs S, --short N, --sessions N,N, --sshd-sessions N,
-# --logins-secs S, --stall-secs S, --only LIST, --out FILE.
+# --logins-secs S, --stall-secs S, --rtts MS,MS, --only LIST, --out FILE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

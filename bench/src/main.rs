@@ -10,11 +10,13 @@
 //! # Layout
 //! - [`setup`]: both sides and the targets, started as their users start them.
 //! - [`measure`]: iperf3, short connections, start-up, stalled streams.
+//! - [`delay`]: a userspace delay proxy for the delayed-link case.
 //! - [`sessions`]: many sessions from this process (idle memory, logins/s).
 //! - [`procs`]: child processes, listening ports, RSS/PSS from `/proc`.
 //! - [`report`]: medians, the table, the machine description.
 //! - [`targets`]: `pra-bench targets`, the echo/firehose/black-hole servers.
 
+mod delay;
 mod measure;
 mod procs;
 mod report;
@@ -32,10 +34,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const USAGE: &str = "usage: pra-bench run [--bin-dir DIR] [--runs N] [--secs S] [--short N] \
-[--sessions N,N] [--sshd-sessions N] [--logins-secs S] [--stall-secs S] [--only LIST] [--out FILE]
+[--sessions N,N] [--sshd-sessions N] [--logins-secs S] [--stall-secs S] [--rtts MS,MS] [--only LIST] [--out FILE]
        pra-bench targets
-LIST: comma-separated of startup,throughput,short,stall,idle,logins (default: all),
-      or hold (start both sides, print their ports, wait for a line on stdin)";
+LIST: comma-separated of startup,throughput,short,stall,delay,idle,logins (default: all),
+      or hold (start both sides, print their ports, wait for a line on stdin)
+delay: throughput both ways through a delay proxy between client and server,
+      one round trip of each --rtts (default 20,80,200 ms)";
 
 /// Settings of one run.
 #[derive(Clone, Debug)]
@@ -48,6 +52,7 @@ struct Opts {
     sshd_sessions: usize,
     logins_secs: u64,
     stall_secs: u64,
+    rtts: Vec<u64>,
     only: Vec<String>,
     out: Option<PathBuf>,
 }
@@ -62,6 +67,7 @@ fn parse(args: &[String]) -> Result<Opts> {
         sshd_sessions: 100,
         logins_secs: 5,
         stall_secs: 10,
+        rtts: vec![20, 80, 200],
         only: Vec::new(),
         out: None,
     };
@@ -82,6 +88,12 @@ fn parse(args: &[String]) -> Result<Opts> {
             "--sshd-sessions" => o.sshd_sessions = val()?.parse()?,
             "--logins-secs" => o.logins_secs = val()?.parse()?,
             "--stall-secs" => o.stall_secs = val()?.parse()?,
+            "--rtts" => {
+                o.rtts = val()?
+                    .split(',')
+                    .map(|s| s.trim().parse())
+                    .collect::<Result<_, _>>()?
+            }
             "--only" => o.only = val()?.split(',').map(|s| s.trim().to_string()).collect(),
             "--out" => o.out = Some(PathBuf::from(val()?)),
             _ => bail!("unknown argument {a}\n{USAGE}"),
@@ -369,6 +381,10 @@ fn run(o: Opts) -> Result<()> {
     pra.stop_connect();
     ssh.stop_client();
 
+    if o.wants("delay") {
+        delayed(&o, &mut pra, &mut ssh, &mut rows, &mut notes)?;
+    }
+
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -483,6 +499,71 @@ fn run(o: Opts) -> Result<()> {
         report::write_into(out, &table)?;
         eprintln!("written to {}", out.display());
     }
+    Ok(())
+}
+
+/// Throughput both ways over a delayed link: a delay proxy between client
+/// and server (`pra connect` → proxy → gateway, `ssh -N -L` → proxy →
+/// sshd), one round trip after the other.
+fn delayed(
+    o: &Opts,
+    pra: &mut PraSide,
+    ssh: &mut SshSide,
+    rows: &mut Vec<Row>,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    for &rtt in &o.rtts {
+        let one_way = Duration::from_millis(rtt) / 2;
+        let pra_proxy =
+            delay::Proxy::start(SocketAddr::from(([127, 0, 0, 1], pra.gw_port)), one_way)?;
+        let ssh_proxy = delay::Proxy::start(SocketAddr::from(([127, 0, 0, 1], ssh.port)), one_way)?;
+        pra.server_via(Some(pra_proxy.port()))?;
+        let started = pra
+            .start_connect()
+            .and_then(|()| ssh.start_client_via(ssh_proxy.port()));
+        let measured = started.and_then(|()| {
+            for (dir, label) in [
+                (Direction::Up, "client → target"),
+                (Direction::Down, "target → client"),
+            ] {
+                eprintln!(
+                    "== throughput {label} over a {rtt} ms round trip ({} runs of {} s each)",
+                    o.runs, o.secs
+                );
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                for r in 0..o.runs {
+                    let (x, y) = both(
+                        r,
+                        || measure::iperf(pra.fwd.iperf, dir, o.secs),
+                        || measure::iperf(ssh.fwd.iperf, dir, o.secs),
+                    )?;
+                    eprintln!("  run {r}: pra {x:.1} MB/s, ssh {y:.1} MB/s");
+                    a.push(x);
+                    b.push(y);
+                }
+                rows.push(Row::new(
+                    &format!("Throughput {label}, {rtt} ms round trip, iperf3 (MB/s)"),
+                    median(&a),
+                    median(&b),
+                    Better::Higher,
+                    Some(4.0),
+                ));
+            }
+            Ok(())
+        });
+        pra.stop_connect();
+        ssh.stop_client();
+        pra.server_via(None)?;
+        measured?;
+    }
+    notes.push(format!(
+        "Delayed link: a userspace proxy between client and server delays each direction by          half the round trip ({} ms), bandwidth unlimited; OpenSSH with its default cipher.",
+        o.rtts
+            .iter()
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
     Ok(())
 }
 

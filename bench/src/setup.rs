@@ -16,7 +16,7 @@ use crate::procs::{self, Proc};
 use anyhow::{Context, Result, bail};
 use russh::keys::PrivateKey;
 use std::fs;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -354,6 +354,20 @@ impl PraSide {
         Ok(())
     }
 
+    /// Point `pra` at `127.0.0.1:port` (a delay proxy in front of the
+    /// gateway; `None`: the gateway itself), the host key pinned as before.
+    pub(crate) fn server_via(&self, port: Option<u16>) -> Result<()> {
+        let port = port.unwrap_or(self.gw_port);
+        self.pra(&[
+            "server",
+            "set",
+            &format!("127.0.0.1:{port}"),
+            "--host-key",
+            &self.host_key,
+        ])?;
+        Ok(())
+    }
+
     /// Stop `pra connect` if it runs and wait until its ports are free.
     pub(crate) fn stop_connect(&mut self) {
         if let Some(mut p) = self.connect.take() {
@@ -480,10 +494,10 @@ impl SshSide {
     /// `ssh` with the key, the askpass passphrase and the pinned host key;
     /// `-L` for every forward.
     pub(crate) fn ssh_cmd(&self) -> Command {
-        self.ssh_cmd_for(&self.fwd)
+        self.ssh_cmd_for(&self.fwd, self.port)
     }
 
-    fn ssh_cmd_for(&self, fwd: &Forwards) -> Command {
+    fn ssh_cmd_for(&self, fwd: &Forwards, port: u16) -> Command {
         let mut c = Command::new("ssh");
         c.arg("-F")
             .arg("/dev/null")
@@ -506,7 +520,7 @@ impl SshSide {
                 "UserKnownHostsFile={}",
                 self.dir.join("known_hosts").display()
             ))
-            .args(["-p", &self.port.to_string()]);
+            .args(["-p", &port.to_string()]);
         for (local, target) in fwd.all().iter().zip(self.targets) {
             c.arg("-L")
                 .arg(format!("127.0.0.1:{local}:127.0.0.1:{target}"));
@@ -533,7 +547,7 @@ impl SshSide {
             let fwd = if gcm { self.fwd_gcm } else { self.fwd };
             let err = self.dir.join(if gcm { "ssh-gcm.err" } else { "ssh.err" });
             let started = Instant::now();
-            let mut c = self.ssh_cmd_for(&fwd);
+            let mut c = self.ssh_cmd_for(&fwd, self.port);
             if gcm {
                 c.args(["-c", GCM]);
             }
@@ -549,6 +563,34 @@ impl SshSide {
                 self.client = Some(p);
             }
         }
+        Ok(())
+    }
+
+    /// Start `ssh -N -L …` (default cipher) through `127.0.0.1:port`, a
+    /// delay proxy in front of sshd, and wait until every forward listens.
+    pub(crate) fn start_client_via(&mut self, port: u16) -> Result<()> {
+        self.stop_client();
+        let known = self.dir.join("known_hosts");
+        let line = fs::read_to_string(&known)?
+            .lines()
+            .next()
+            .and_then(|l| l.split_once(' '))
+            .map(|(_, key)| format!("[127.0.0.1]:{port} {key}\n"))
+            .context("known_hosts is empty")?;
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&known)?
+            .write_all(line.as_bytes())?;
+        let err = self.dir.join("ssh-delay.err");
+        let started = Instant::now();
+        let mut c = self.ssh_cmd_for(&self.fwd, port);
+        c.arg("-N")
+            .arg(self.destination())
+            .stderr(fs::File::create(&err)?);
+        let p = Proc::spawn("ssh -N -L", &mut c)?;
+        procs::wait_listening(&self.fwd.all(), Duration::from_secs(30), started)
+            .with_context(|| fs::read_to_string(&err).unwrap_or_default())?;
+        self.client = Some(p);
         Ok(())
     }
 

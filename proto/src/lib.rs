@@ -11,6 +11,7 @@
 //! - [`proof`]: proof of key possession (SSHSIG) for registry requests.
 //! - [`sanitize`]: making network text safe for terminals and logs.
 //! - [`time`]: calendar dates for Unix times (UTC).
+//! - [`window`]: receive windows that grow with the link (gateway and client).
 //! - `rt` (feature `rt`): the binaries' stop signal and allocator tuning.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -25,6 +26,7 @@ pub mod rt;
 pub mod rules;
 pub mod sanitize;
 pub mod time;
+pub mod window;
 
 /// Default TCP port of the SSH gateway.
 pub const DEFAULT_GATEWAY_PORT: u16 = 10022;

@@ -8,7 +8,8 @@
 //! - gateway → local: russh runs with `auto_window_adjust` off; the pump
 //!   takes messages off the channel at once (the session loop never waits
 //!   for a slow program), queues them, and grants window back only after
-//!   the bytes were written to the local socket. A local reader that stalls
+//!   the bytes were written to the local socket; the window grows with the
+//!   link while the program keeps up (`super::window`). A local reader that stalls
 //!   lets the gateway's window for its channel run dry; every other channel
 //!   and the keepalives go on.
 //!
@@ -25,6 +26,7 @@ use super::portowner;
 use super::session::{self, OpenError, SshSession};
 use super::setup::Timing;
 use super::status::{ForwardState, Hub, RuleState};
+use super::window::DownWindow;
 use crate::logging::USER_LOG_TARGET;
 use bytes::{Buf, Bytes, BytesMut};
 use pra_proto::rules::{Rule, RulesDocument};
@@ -38,6 +40,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
@@ -47,11 +50,6 @@ use tracing::{debug, info, warn};
 
 /// Bytes read from a local program per chunk.
 const READ_CHUNK: usize = 64 * 1024;
-/// Window is granted back in steps of at least this (OpenSSH: 3 packets).
-const GRANT_STEP: usize = 3 * session::MAX_PACKET as usize;
-/// Most bytes queued for a local program: the window, plus one packet of
-/// slack. A peer that respects the window never gets there.
-const QUEUE_LIMIT: usize = session::WINDOW_SIZE as usize + session::MAX_PACKET as usize;
 
 /// Byte and connection counters of one rule.
 #[derive(Debug, Default)]
@@ -532,7 +530,7 @@ async fn pump(
     let down = async {
         let mut queue: VecDeque<Bytes> = VecDeque::new();
         let mut queued = 0usize;
-        let mut ungranted = 0usize;
+        let mut window = DownWindow::new();
         let mut remote_eof = false;
         let mut remote_closed = false;
         loop {
@@ -540,7 +538,10 @@ async fn pump(
                 let _ = wr.shutdown().await;
                 return if remote_closed { Err(()) } else { Ok(()) };
             }
-            let take_more = !remote_closed && !remote_eof && queued < QUEUE_LIMIT;
+            // Most bytes queued for the local program: the window, plus one
+            // packet of slack. A peer that respects the window never gets there.
+            let limit = window.window() as usize + session::MAX_PACKET as usize;
+            let take_more = !remote_closed && !remote_eof && queued < limit;
             let front: &[u8] = queue.front().map(|b| &b[..]).unwrap_or(&[]);
             tokio::select! {
                 biased;
@@ -551,16 +552,15 @@ async fn pump(
                             received.fetch_add(n as u64, Ordering::Relaxed);
                             counters.down.fetch_add(n as u64, Ordering::Relaxed);
                             queued -= n;
-                            ungranted += n;
                             if let Some(b) = queue.front_mut() {
                                 b.advance(n);
                                 if b.is_empty() {
                                     queue.pop_front();
                                 }
                             }
-                            if ungranted >= GRANT_STEP {
-                                session::grant(session, id, ungranted);
-                                ungranted = 0;
+                            let grant = window.written(n, Instant::now());
+                            if grant > 0 {
+                                session::grant(session, id, grant as usize);
                             }
                         }
                     }
@@ -569,6 +569,7 @@ async fn pump(
                     match msg {
                         Some(ChannelMsg::Data { data }) => {
                             if !data.is_empty() {
+                                window.arrived(data.len(), Instant::now());
                                 queued += data.len();
                                 queue.push_back(data);
                             }

@@ -10,6 +10,8 @@
 //! - `forward`: listeners and the per-connection pump with per-channel
 //!   flow control (the receive window is refilled as the local program
 //!   reads, so one stalled reader only stops its own channel).
+//! - `window`: a channel's receive window, growing with the link (8 MiB
+//!   up to 32 MiB; all channels' growth capped per process).
 //! - `supervisor`: keepalive loss → reconnect with backoff and jitter;
 //!   listeners stay bound; rules refreshed on every connect.
 //! - [`status`]: [`TunnelState`], the [`Event`]s between two states, their
@@ -34,6 +36,7 @@ pub mod session;
 pub mod setup;
 pub mod status;
 mod supervisor;
+mod window;
 
 pub use setup::{Timing, TunnelConfig};
 pub use status::{ErrorInfo, Event, ForwardState, Phase, RuleState, TunnelState};

@@ -15,7 +15,8 @@
 //! without ever waiting ([`Inbound::push`]); the pipe writes it to the
 //! target and grants the window back (`Handle::window_adjust`) only after
 //! the target took it, within the channel's share of the session's and the
-//! gateway's window budgets ([`super::memory`]). A target that stops reading therefore exhausts its
+//! gateway's window budgets ([`super::memory`]); the window grows with the
+//! link (from `window_size` up to `window_max`) while the target keeps up. A target that stops reading therefore exhausts its
 //! own channel's window and the client pauses that channel alone; the
 //! queue never holds more than one window (a peer that overruns its window
 //! gets the channel closed). The other direction writes through russh's
@@ -42,7 +43,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -296,6 +297,7 @@ pub async fn open(shared: Arc<Shared>, req: Request) {
         &shared.window_budget,
         memory::initial_window(shared.cfg.window_size),
         shared.cfg.window_size,
+        shared.cfg.window_max,
         Arc::clone(&outlet.granted),
     );
     reply.accept().await;
@@ -367,11 +369,12 @@ async fn pipe(
         let mut closed = closed.clone();
         let drain = async {
             while let Some(chunk) = rx.recv().await {
-                wr.write_all(&chunk).await?;
                 let n = chunk.len();
+                window.arrived(n as u64, Instant::now());
+                wr.write_all(&chunk).await?;
                 drop(chunk);
                 stats.up.fetch_add(n as u64, Ordering::Relaxed);
-                let grant = window.consumed(n as u64);
+                let grant = window.consumed_at(n as u64, Instant::now());
                 if grant > 0 {
                     let _ = handle.window_adjust(id, grant);
                 }

@@ -17,14 +17,23 @@
 //! `channels × MIN_WINDOW`. A single forward gets the full per-channel
 //! window, so its throughput is unchanged.
 //!
+//! # Growth
+//! The per-channel window starts at the configured `window_size` and grows
+//! with the link ([`pra_proto::window::Growth`]): doubled, up to
+//! `window_max`, each time the target took a full window within two round
+//! trips (a long link, a fast target). It grows only into room the budgets
+//! leave (at most the channel's share and the budgets' headroom), otherwise
+//! it stays; a stalled target never grows its window.
+//!
 //! # Trimming
 //! glibc keeps freed memory in its arenas; [`Trimmer`] calls `malloc_trim`
 //! (at most once a second, off the async threads) after sessions ended, so
 //! the resident size returns near its idle level.
 
+use pra_proto::window::Growth;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Smallest window a channel may always have outstanding: two packets.
 pub const MIN_WINDOW: u32 = 64 * 1024;
@@ -89,8 +98,14 @@ impl Budget {
 #[derive(Debug)]
 pub struct ChannelWindow {
     budgets: [Arc<Budget>; 2],
-    /// Most this channel may have outstanding.
+    /// Most this channel may have outstanding (follows `growth`).
     max: u64,
+    /// The window's growth with the link.
+    growth: Growth,
+    /// Bytes that arrived from the client (cumulative).
+    arrived: u64,
+    /// Bytes the target took (cumulative).
+    taken: u64,
     /// Granted and not consumed.
     own: u64,
     /// Everything granted so far (the initial window included); the
@@ -100,12 +115,14 @@ pub struct ChannelWindow {
 
 impl ChannelWindow {
     /// Account a channel opened with `initial` bytes of window, at most
-    /// `max` outstanding; `granted` is shared with the channel's queue.
+    /// `max` outstanding, growing to at most `grow_to`; `granted` is shared
+    /// with the channel's queue.
     pub fn open(
         session: &Arc<Budget>,
         gateway: &Arc<Budget>,
         initial: u32,
         max: u32,
+        grow_to: u32,
         granted: Arc<AtomicU64>,
     ) -> ChannelWindow {
         let budgets = [Arc::clone(session), Arc::clone(gateway)];
@@ -116,27 +133,49 @@ impl ChannelWindow {
         ChannelWindow {
             budgets,
             max: u64::from(max.max(MIN_WINDOW)),
+            growth: Growth::new(max.max(MIN_WINDOW), grow_to.max(max).max(MIN_WINDOW)),
+            arrived: 0,
+            taken: 0,
             own: u64::from(initial),
             granted,
         }
     }
 
+    /// The channel's current window (what it grows).
+    pub fn window(&self) -> u32 {
+        self.growth.window()
+    }
+
+    /// `n` bytes from the client reached the pipe at `now`.
+    pub fn arrived(&mut self, n: u64, now: Instant) {
+        self.arrived += n;
+        self.growth.arrived(self.arrived, now);
+    }
+
     /// The target took `n` bytes; returns the window to grant now (0: none
     /// yet), already accounted.
     pub fn consumed(&mut self, n: u64) -> u32 {
+        self.consumed_at(n, Instant::now())
+    }
+
+    /// [`ChannelWindow::consumed`] at `now`.
+    pub fn consumed_at(&mut self, n: u64, now: Instant) -> u32 {
         let n = n.min(self.own);
         self.own -= n;
+        self.taken += n;
         for b in &self.budgets {
             b.sub(n);
         }
-        let share = self
-            .budgets
-            .iter()
-            .map(|b| b.share())
-            .min()
-            .unwrap_or(0)
-            .min(self.max);
+        let share = self.budgets.iter().map(|b| b.share()).min().unwrap_or(0);
         let headroom = self.budgets.iter().map(|b| b.headroom()).min().unwrap_or(0);
+        // Grow only into room the budgets leave.
+        if self
+            .growth
+            .consumed(self.taken, now, share.min(self.own + headroom))
+        {
+            self.max = u64::from(self.growth.window());
+        }
+        let share = share.min(self.max);
         let target = share
             .min(self.own + headroom)
             .max(u64::from(MIN_WINDOW).min(self.max));
@@ -147,6 +186,8 @@ impl ChannelWindow {
             return 0;
         }
         let want = u32::try_from(want).unwrap_or(u32::MAX);
+        let before = self.granted.load(Ordering::Acquire);
+        self.growth.granted(before, now);
         self.own += u64::from(want);
         for b in &self.budgets {
             b.add(u64::from(want));
@@ -216,6 +257,7 @@ mod tests {
             g,
             initial_window(2 << 20),
             2 << 20,
+            16 << 20,
             Arc::new(AtomicU64::new(u64::from(initial_window(2 << 20)))),
         )
     }
@@ -236,6 +278,51 @@ mod tests {
         drop(c);
         assert_eq!((s.outstanding(), s.channels()), (0, 0));
         assert_eq!((g.outstanding(), g.channels()), (0, 0));
+    }
+
+    #[test]
+    fn a_fast_target_over_a_long_link_grows_its_window_a_stalled_one_does_not() {
+        let (s, g) = (Budget::new(32 * MIB), Budget::new(1024 * MIB));
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let (mut fast, mut stalled) = (open(&s, &g), open(&s, &g));
+        for c in [&mut fast, &mut stalled] {
+            assert!(c.consumed_at(0, t0) > 0);
+            // the client sends the whole window; it arrives a round trip
+            // (80 ms) after the grant
+            c.arrived(2 * MIB, ms(80));
+        }
+        // the fast target takes it at once: the window doubles
+        let grant = fast.consumed_at(2 * MIB, ms(81));
+        assert_eq!(fast.window(), 4 << 20);
+        assert_eq!(u64::from(grant), 4 * MIB);
+        // the stalled one takes nothing, however long
+        assert_eq!(stalled.consumed_at(0, ms(5000)), 0);
+        assert_eq!(stalled.window(), 2 << 20);
+        // the fast one goes on to the most it may grow to
+        let mut t = 81;
+        for _ in 0..10 {
+            let w = u64::from(fast.window());
+            fast.arrived(w, ms(t + 80));
+            t += 81;
+            fast.consumed_at(w, ms(t));
+        }
+        assert_eq!(fast.window(), 16 << 20);
+        assert!(s.outstanding() <= 32 * MIB + 2 * u64::from(MIN_WINDOW));
+    }
+
+    #[test]
+    fn growth_stays_within_the_budgets() {
+        // two channels share a 4 MiB session budget: no room to grow
+        let (s, g) = (Budget::new(4 * MIB), Budget::new(1024 * MIB));
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let (mut a, _b) = (open(&s, &g), open(&s, &g));
+        a.consumed_at(0, t0);
+        a.arrived(2 * MIB, ms(80));
+        a.consumed_at(2 * MIB, ms(81));
+        assert_eq!(a.window(), 2 << 20);
+        assert!(s.outstanding() <= 4 * MIB + 2 * u64::from(MIN_WINDOW));
     }
 
     #[test]

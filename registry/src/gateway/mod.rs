@@ -94,6 +94,11 @@ pub struct GatewayConfig {
     /// Per-channel receive window (bytes the client may have in flight on
     /// one forward); also bounds the gateway's buffer per forward.
     pub window_size: u32,
+    /// Largest per-channel receive window: a channel's window starts at
+    /// `window_size` and doubles up to this while the target takes a full
+    /// window within two round trips (long links; see [`memory`]), within
+    /// the budgets.
+    pub window_max: u32,
     /// Largest data packet the client may send.
     pub max_packet_size: u32,
     /// Receive windows of one session's forwards together (bytes; see
@@ -133,6 +138,7 @@ impl GatewayConfig {
             progress_interval: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             window_size: 2 * 1024 * 1024,
+            window_max: 16 * 1024 * 1024,
             max_packet_size: 32 * 1024,
             session_window_budget: 32 * 1024 * 1024,
             gateway_window_budget: 1024 * 1024 * 1024,

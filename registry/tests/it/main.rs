@@ -36,6 +36,7 @@ mod gateway_serve;
 mod gateway_session_cap;
 mod gateway_sessions;
 mod gateway_transport;
+mod gateway_window;
 mod multi_gateway;
 mod postgres_tls;
 mod serve_binary;

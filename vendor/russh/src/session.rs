@@ -306,6 +306,15 @@ impl Encrypted {
     /// and credit the channel's receive window. The window never exceeds
     /// 2^32-1 (RFC 4254 section 5.2); nothing is sent for a channel that is
     /// gone or closing.
+    /// PRA patch: the receive windows the peer may still fill, over all
+    /// channels: the channel data it may legally have in flight.
+    pub(crate) fn receive_windows(&self) -> u64 {
+        self.channels
+            .values()
+            .map(|c| u64::from(c.sender_window_size))
+            .sum()
+    }
+
     pub fn grant_window(&mut self, channel: ChannelId, amount: u32) -> Result<(), crate::Error> {
         if let Some(channel) = self.channels.get_mut(&channel) {
             let amount = amount.min(u32::MAX - channel.sender_window_size);

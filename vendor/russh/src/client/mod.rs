@@ -95,6 +95,8 @@ pub struct Session {
     target_window_size: u32,
     pending_reads: Vec<Vec<u8>>,
     pending_len: u32,
+    /// PRA patch: the channels' receive windows when our rekey began.
+    pending_windows: u64,
     priority_sender: UnboundedSender<Msg>,
     priority_receiver: UnboundedReceiver<Msg>,
     inbound_channel_sender: Sender<Msg>,
@@ -1353,6 +1355,7 @@ impl Session {
             channels: HashMap::new(),
             pending_reads: Vec::new(),
             pending_len: 0,
+            pending_windows: 0,
             open_global_requests: VecDeque::new(),
             server_sig_algs: None,
             ext_info_count: 0,
@@ -1898,6 +1901,12 @@ impl Session {
     fn begin_rekey(&mut self) -> Result<(), crate::Error> {
         debug!("beginning re-key");
         self.pending_len = 0;
+        // PRA patch: see the pending bound in the packet reader.
+        self.pending_windows = self
+            .common
+            .encrypted
+            .as_ref()
+            .map_or(0, |enc| enc.receive_windows());
         let mut kex = ClientKex::new(
             self.common.config.clone(),
             &self.common.config.client_id,
@@ -2027,7 +2036,12 @@ async fn reply<H: Handler>(
                     return Err(crate::Error::Inconsistent.into());
                 }
                 session.pending_len = session.pending_len.saturating_add(pkt.buffer.len() as u32);
-                if u64::from(session.pending_len) > 2 * u64::from(session.common.config.window_size)
+                // PRA patch: the bound includes the channels' receive
+                // windows at the rekey's start (what the peer may legally
+                // send); 2 x window_size alone ended sessions whose
+                // windows were larger, at their first rekey.
+                if u64::from(session.pending_len)
+                    > 2 * u64::from(session.common.config.window_size) + session.pending_windows
                 {
                     return Err(crate::Error::Pending.into());
                 }

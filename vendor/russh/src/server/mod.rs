@@ -1132,6 +1132,7 @@ where
         sender: handle.clone(),
         pending_reads: Vec::new(),
         pending_len: 0,
+        pending_windows: 0,
         channels: HashMap::new(),
         open_global_requests: VecDeque::new(),
         kex: SessionKexState::Idle,
@@ -1237,7 +1238,12 @@ async fn reply<H: Handler + Send>(
                     return Err(crate::Error::Inconsistent.into());
                 }
                 session.pending_len = session.pending_len.saturating_add(pkt.buffer.len() as u32);
-                if u64::from(session.pending_len) > 2 * u64::from(session.common.config.window_size)
+                // PRA patch: the bound includes the channels' receive
+                // windows at the rekey's start (what the peer may legally
+                // send); 2 x window_size alone ended sessions whose
+                // windows were larger, at their first rekey.
+                if u64::from(session.pending_len)
+                    > 2 * u64::from(session.common.config.window_size) + session.pending_windows
                 {
                     return Err(crate::Error::Pending.into());
                 }

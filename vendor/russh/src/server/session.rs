@@ -26,6 +26,8 @@ pub struct Session {
     pub(crate) target_window_size: u32,
     pub(crate) pending_reads: Vec<Vec<u8>>,
     pub(crate) pending_len: u32,
+    /// PRA patch: the channels' receive windows when our rekey began.
+    pub(crate) pending_windows: u64,
     pub(crate) channels: HashMap<ChannelId, ChannelRef>,
     pub(crate) open_global_requests: VecDeque<GlobalRequestResponse>,
     pub(crate) kex: SessionKexState<ServerKex>,
@@ -1587,6 +1589,12 @@ impl Session {
     pub(crate) fn begin_rekey(&mut self) -> Result<(), Error> {
         debug!("beginning re-key");
         self.pending_len = 0;
+        // PRA patch: see the pending bound in the packet reader.
+        self.pending_windows = self
+            .common
+            .encrypted
+            .as_ref()
+            .map_or(0, |enc| enc.receive_windows());
         let mut kex = ServerKex::new(
             self.common.config.clone(),
             &self.common.remote_sshid,
@@ -1699,6 +1707,7 @@ mod tests {
             target_window_size: config.window_size,
             pending_reads: Vec::new(),
             pending_len: 0,
+            pending_windows: 0,
             channels: HashMap::new(),
             open_global_requests: VecDeque::new(),
             kex: SessionKexState::Idle,
