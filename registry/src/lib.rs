@@ -20,6 +20,7 @@
 //! - [`commands`]: one module per admin command group, and [`commands::run`].
 //! - [`failure`]: a command's one-line failure (`ERR(103xx) what: fix`).
 //! - [`format`]: tables, UTC times and targets as the CLI prints them.
+//! - `private_files`: the data folder and its files, readable by their owner only.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod api;
@@ -34,6 +35,7 @@ pub mod gateway;
 pub mod invite;
 pub mod metrics;
 pub mod model;
+mod private_files;
 pub mod rate;
 pub mod retention;
 pub mod serve;

@@ -33,7 +33,7 @@ pub(crate) fn token(
                     "try again",
                 )
             })?;
-            store.add_token_until(&name, &token.hash(), expires_at, actor)?;
+            store.add_token(&name, &token.hash(), expires_at, actor)?;
             if let Err(e) = writeln!(out, "{}", token.expose()) {
                 return Ok(Err(e));
             }

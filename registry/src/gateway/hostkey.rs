@@ -81,7 +81,7 @@ pub fn load_or_create(data_dir: &Path) -> Result<HostKey, RegistryError> {
         Err(LoadError::Missing) => {}
         Err(LoadError::Bad(e)) => return Err(e),
     }
-    create_dir(data_dir).map_err(|e| {
+    crate::private_files::create_dir(data_dir).map_err(|e| {
         err(
             &path,
             format!(
@@ -175,20 +175,6 @@ fn generate() -> Result<PrivateKey, String> {
     Ok(key)
 }
 
-fn create_dir(dir: &Path) -> io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut b = fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o700);
-    }
-    b.create(dir)
-}
-
 /// Write `bytes` to a private temporary file next to `path`, flush it to
 /// disk, then link it into place unless a file is there already.
 fn publish(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -200,14 +186,7 @@ fn publish(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
         u64::from_le_bytes(nonce)
     ));
     let result = (|| {
-        let mut opts = fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut file = opts.open(&tmp)?;
+        let mut file = crate::private_files::new_file().open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);
@@ -291,14 +270,8 @@ mod tests {
     fn refuses_garbage_without_replacing_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(HOST_KEY_FILE);
-        let mut opts = fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        opts.open(&path).unwrap().write_all(b"not a key").unwrap();
+        let mut file = crate::private_files::new_file().open(&path).unwrap();
+        file.write_all(b"not a key").unwrap();
         let e = load_or_create(dir.path()).unwrap_err().to_string();
         assert!(e.contains("not an OpenSSH private key"), "{e}");
         assert_eq!(fs::read(&path).unwrap(), b"not a key");

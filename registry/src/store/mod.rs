@@ -105,6 +105,7 @@ pub(crate) mod checks {
     use super::*;
     use crate::validate;
     use pra_proto::api::Device;
+    use subtle::ConstantTimeEq;
 
     /// A key to store: valid, matching its fingerprint, not revoked.
     pub(crate) fn new_key(key: &NewKey) -> StoreResult<(validate::ValidKey, Device)> {
@@ -184,13 +185,8 @@ pub(crate) mod checks {
         let Some((invite, stored_hash)) = invite else {
             return Err(InviteRefusal::Unknown);
         };
-        if stored_hash.len() != secret_hash.len()
-            || stored_hash
-                .bytes()
-                .zip(secret_hash.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                != 0
-        {
+        // In constant time: how much of a guess matched must not show.
+        if !bool::from(stored_hash.as_bytes().ct_eq(secret_hash.as_bytes())) {
             return Err(InviteRefusal::Unknown);
         }
         if invite.used_at.is_some() {

@@ -311,12 +311,20 @@ fn get_session(tx: &mut dyn Tx, id: i64) -> StoreResult<Option<SessionRecord>> {
     tx.one(&sql, vals![id], session_row)
 }
 
+fn login_facts(tx: &mut dyn Tx, user: &str, fingerprint: &str) -> StoreResult<LoginFacts> {
+    Ok(LoginFacts {
+        key: get_key(tx, fingerprint)?,
+        user: get_user(tx, user)?,
+    })
+}
+
 fn no_user(name: &str) -> RegistryError {
     RegistryError::NotFound(format!("no user named {name}"))
 }
 
-/// Add a live session; its id.
+/// Add a live session (its fields checked); its id.
 fn insert_session(tx: &mut dyn Tx, s: &NewSession) -> StoreResult<i64> {
+    checks::session(s)?;
     tx.value(
         "INSERT INTO sessions (gateway, user, fingerprint, source, started_at, heartbeat_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?5) RETURNING id",
@@ -473,7 +481,6 @@ impl Store {
 
     /// Create an enabled user. `Conflict` if the name exists.
     pub fn add_user(&self, name: &str, actor: &Actor) -> StoreResult<User> {
-        validate::user_name(name)?;
         self.admin(|tx| add_user_in(tx, name, actor, now(), None))
     }
 
@@ -730,19 +737,9 @@ impl Store {
         })
     }
 
-    /// Store a token's hash under a unique name, valid until revoked.
-    pub fn add_token(
-        &self,
-        name: &str,
-        token_hash: &str,
-        actor: &Actor,
-    ) -> StoreResult<TokenRecord> {
-        self.add_token_until(name, token_hash, None, actor)
-    }
-
     /// Store a token's hash under a unique name, valid until `expires_at`
     /// (`None`: until revoked). Audited (`token.create`).
-    pub fn add_token_until(
+    pub fn add_token(
         &self,
         name: &str,
         token_hash: &str,
@@ -944,24 +941,17 @@ impl Store {
 
     /// Facts for a login decision (key by fingerprint, user by name).
     pub fn login_facts(&self, user: &str, fingerprint: &str) -> StoreResult<LoginFacts> {
-        self.read(|tx| {
-            Ok(LoginFacts {
-                key: get_key(tx, fingerprint)?,
-                user: get_user(tx, user)?,
-            })
-        })
+        self.read(|tx| login_facts(tx, user, fingerprint))
     }
 
     /// [`Store::revision`] then [`Store::login_facts`], in one read: what
     /// a gateway looks up per login (one store call instead of two).
     pub fn login_lookup(&self, user: &str, fingerprint: &str) -> StoreResult<(i64, LoginFacts)> {
         self.read(|tx| {
-            let revision = tx.value(REVISION, &[])?;
-            let facts = LoginFacts {
-                key: get_key(tx, fingerprint)?,
-                user: get_user(tx, user)?,
-            };
-            Ok((revision, facts))
+            Ok((
+                tx.value(REVISION, &[])?,
+                login_facts(tx, user, fingerprint)?,
+            ))
         })
     }
 
@@ -995,7 +985,6 @@ impl Store {
 
     /// Register a session that just logged in; returns its id.
     pub fn session_open(&self, s: &NewSession) -> StoreResult<i64> {
-        checks::session(s)?;
         self.write(|tx| insert_session(tx, s))
     }
 
@@ -1061,11 +1050,12 @@ impl Store {
                  WHERE id = ?3",
                 vals![actor.to_string(), now, id],
             )?;
-            let (user, fp) = (
-                Some(session.user.as_str()),
-                Some(session.fingerprint.as_str()),
+            let mut e = event(
+                "session.disconnect",
+                actor,
+                Some(&session.user),
+                Some(&session.fingerprint),
             );
-            let mut e = event("session.disconnect", actor, user, fp);
             e.source = Some(session.source.clone());
             e.detail = serde_json::json!({ "session": id, "gateway": session.gateway });
             admin_change(tx, now, e)?;
@@ -1184,7 +1174,6 @@ impl Store {
 
     /// Append an event (gateway events; admin changes record their own).
     pub fn record(&self, event: &AuditEvent) -> StoreResult<()> {
-        checks::audit_event(event)?;
         self.write(|tx| insert_audit(tx, now(), event))
     }
 
@@ -1194,13 +1183,6 @@ impl Store {
     /// event or session fails the whole group (the gateway checks them
     /// before).
     pub fn record_background(&self, writes: &BackgroundWrites) -> StoreResult<Vec<i64>> {
-        // A refused event fails the whole group before anything is written.
-        for e in &writes.events {
-            checks::audit_event(e)?;
-        }
-        for s in &writes.opened {
-            checks::session(s)?;
-        }
         self.write(|tx| {
             let mut ids = Vec::with_capacity(writes.opened.len());
             for s in &writes.opened {

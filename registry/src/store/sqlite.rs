@@ -198,7 +198,7 @@ impl Store {
                  away to start an empty registry)"
             ))
         };
-        create_data_dir(data_dir).map_err(|e| {
+        crate::private_files::create_dir(data_dir).map_err(|e| {
             RegistryError::Database(format!(
                 "cannot create the data folder {}: {e}",
                 data_dir.display()
@@ -220,7 +220,7 @@ impl Store {
                         .map_err(|e| {
                             RegistryError::Database(format!("cannot create {shown}: {e}"))
                         })?;
-                restrict_permissions(&path);
+                crate::private_files::restrict(&path);
                 conn
             }
             Err(e) => return Err(refuse(format!("cannot read it: {e}"))),
@@ -273,30 +273,6 @@ impl Store {
             stop: Arc::new(AtomicBool::new(false)),
         })))
     }
-}
-
-fn create_data_dir(dir: &Path) -> std::io::Result<()> {
-    // Recursive: a folder that exists already is fine (and keeps its mode).
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o700);
-    }
-    b.create(dir)
-}
-
-fn restrict_permissions(path: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
-            tracing::warn!(%e, path = %path.display(), "cannot restrict the database file to its owner");
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
 }
 
 fn check_integrity(conn: &Connection) -> Result<(), String> {

@@ -260,7 +260,7 @@ fn refusals_change_nothing(db: &Db) {
         s.add_user("bad name", &cli()).unwrap_err(),
         s.set_key_status("SHA256:none", KeyStatus::Approved, &cli())
             .unwrap_err(),
-        s.add_token("t", "short", &cli()).unwrap_err(),
+        s.add_token("t", "short", None, &cli()).unwrap_err(),
         s.request_disconnect(12345, &cli()).unwrap_err(),
     ];
     assert_eq!(errors.len(), 18);
@@ -297,10 +297,10 @@ fn create_user_on_import(db: &Db) {
 fn tokens_are_found_by_hash_and_marked_used(db: &Db) {
     let s = db.open();
     let hash = "a".repeat(64);
-    let t = s.add_token("ci", &hash, &cli()).unwrap();
+    let t = s.add_token("ci", &hash, None, &cli()).unwrap();
     assert_eq!(t.last_used, None);
     assert!(matches!(
-        s.add_token("ci", &"b".repeat(64), &cli()),
+        s.add_token("ci", &"b".repeat(64), None, &cli()),
         Err(RegistryError::Conflict(_))
     ));
     assert!(s.use_token(&"c".repeat(64)).unwrap().is_none());
@@ -317,12 +317,11 @@ fn tokens_are_found_by_hash_and_marked_used(db: &Db) {
 fn tokens_are_listed_revoked_and_expire(db: &Db) {
     let s = db.open();
     let (a, b, c) = ("a".repeat(64), "b".repeat(64), "c".repeat(64));
-    s.add_token("zeta", &a, &cli()).unwrap();
+    s.add_token("zeta", &a, None, &cli()).unwrap();
     let later = now() + 3600;
-    let t = s.add_token_until("alpha", &b, Some(later), &cli()).unwrap();
+    let t = s.add_token("alpha", &b, Some(later), &cli()).unwrap();
     assert_eq!(t.expires_at, Some(later));
-    s.add_token_until("old", &c, Some(now() - 1), &cli())
-        .unwrap();
+    s.add_token("old", &c, Some(now() - 1), &cli()).unwrap();
     s.use_token(&a).unwrap().unwrap();
     let list = s.list_tokens().unwrap();
     let names: Vec<&str> = list.iter().map(|t| t.name.as_str()).collect();
@@ -352,7 +351,7 @@ fn tokens_are_listed_revoked_and_expire(db: &Db) {
     let created = &s.audit(&AuditQuery::default()).unwrap()[2];
     assert_eq!(created.event.detail["expires_at"], later);
     // the name can be used again
-    s.add_token("zeta", &"d".repeat(64), &cli()).unwrap();
+    s.add_token("zeta", &"d".repeat(64), None, &cli()).unwrap();
 }
 
 fn pending_keys_are_capped_per_account_known_or_not(db: &Db) {

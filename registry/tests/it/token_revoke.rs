@@ -110,7 +110,7 @@ async fn api_refuses_a_revoked_or_expired_token_on_the_next_request() {
     // an expired token is refused too (and stays listed until revoked)
     let old = "pra_test_expired_token";
     api.store
-        .add_token_until(
+        .add_token(
             "old",
             &token_hash(old),
             Some(now() - 1),

@@ -492,6 +492,7 @@ impl Api {
             .add_token(
                 name,
                 &api::extract::token_hash(&token),
+                None,
                 &Actor::Cli("test".into()),
             )
             .unwrap();
