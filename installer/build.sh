@@ -18,10 +18,6 @@
 # only (the packaging test uses it to make a "newer" package from the same
 # binaries); never set it for a real release.
 #
-# PRA_WINDOWS_TARGET_DIR=DIR: the cargo target folder of the Windows
-# cross-build (default: the one of the Linux build); scripts/test.sh gives
-# it one of its own, built while the Linux tests run.
-#
 # Needs (scripts/deps.sh installs them): dpkg-dev, wixl + msitools,
 # mingw-w64, nasm, and the rustup target x86_64-pc-windows-gnu.
 set -euo pipefail
@@ -58,7 +54,6 @@ if [ "$with_msi" = 1 ]; then
 fi
 
 target_dir="${CARGO_TARGET_DIR:-$ROOT/target}"
-win_target_dir="${PRA_WINDOWS_TARGET_DIR:-$target_dir}"
 case "$profile" in
   dev) profile_dir=debug; deb_z=(-Zgzip -z1) ;;
   *) profile_dir=release; deb_z=(-Zxz) ;;
@@ -89,17 +84,16 @@ else
   cargo build --locked --manifest-path "$ROOT/Cargo.toml" --profile "$profile" --bins "${linux_pkgs[@]}"
 fi
 if [ "$with_msi" = 1 ]; then
-  # --fast: the programs of scripts/test.sh's Windows build (all targets, so
-  # the test-only dependencies' features too): nothing compiles again there.
+  # --fast: the programs of scripts/test.sh's Windows build: nothing
+  # compiles again there.
   win_targets=(--bins)
-  [ "$profile" = dev ] && win_targets=(--all-targets)
   echo "== cargo build ($profile, $WIN_TARGET, ${win_targets[*]})"
   cargo build --locked --manifest-path "$ROOT/Cargo.toml" --profile "$profile" "${win_targets[@]}" \
-    --target "$WIN_TARGET" --target-dir "$win_target_dir" "${win_pkgs[@]}"
+    --target "$WIN_TARGET" "${win_pkgs[@]}"
 fi
 cargo_secs=$SECONDS
 bin="$target_dir/$profile_dir"
-win_bin="$win_target_dir/$WIN_TARGET/$profile_dir"
+win_bin="$target_dir/$WIN_TARGET/$profile_dir"
 
 # One version, from the binaries themselves.
 version="$("$bin/pra" --version | awk '{print $2}')"

@@ -101,6 +101,9 @@ pub struct GatewayConfig {
     pub window_max: u32,
     /// Largest data packet the client may send.
     pub max_packet_size: u32,
+    /// The session's keys are renewed after this many bytes in either
+    /// direction (and at least every hour); at most 1 GiB.
+    pub rekey_after: usize,
     /// Receive windows of one session's forwards together (bytes; see
     /// [`memory`]): a session's channels share it.
     pub session_window_budget: u64,
@@ -140,6 +143,7 @@ impl GatewayConfig {
             window_size: 2 * 1024 * 1024,
             window_max: 16 * 1024 * 1024,
             max_packet_size: 32 * 1024,
+            rekey_after: 1 << 30,
             session_window_budget: 32 * 1024 * 1024,
             gateway_window_budget: 1024 * 1024 * 1024,
             max_forwards_per_session: 128,

@@ -105,7 +105,11 @@ pub fn server_config(cfg: &GatewayConfig) -> russh::server::Config {
         auth_rejection_time_initial: Some(Duration::ZERO),
         keys: vec![cfg.host_key.private().clone()],
         certificates: Vec::new(),
-        limits: russh::Limits::default(),
+        limits: russh::Limits {
+            rekey_write_limit: cfg.rekey_after.min(1 << 30),
+            rekey_read_limit: cfg.rekey_after.min(1 << 30),
+            ..russh::Limits::default()
+        },
         // Forwards open with a small window and are granted their share of
         // the budgets by the gateway (see `memory`).
         window_size: super::memory::initial_window(cfg.window_size),

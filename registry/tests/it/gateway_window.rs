@@ -3,7 +3,8 @@
 //! does not. Observed from the client: how much it can push beyond what the
 //! target took before the target, having stopped reading, holds it back:
 //! the channel's window plus the kernel's buffers towards the target (the
-//! target's receive buffer is kept small).
+//! target's receive buffer is kept small). And a busy forward, its window
+//! full, keeps going through the gateway's key renewals.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::common::gateway::*;
@@ -166,5 +167,36 @@ async fn a_window_grows_over_a_long_link_while_its_target_keeps_up() {
         silent_far <= no_growth,
         "a stalled target's window grew: {silent_far} over 200 ms"
     );
+    gw.stop().await;
+}
+
+/// While the gateway renews the keys (a rekey it starts), the client may
+/// still send what its windows allow: more than russh's stock bound (twice
+/// the configured initial window) once a channel has its full window. With
+/// keys renewed every 2 MiB, 24 MiB echoed through one forward take about a
+/// dozen renewals each way, every one with a window's worth in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_forward_survives_the_gateways_rekeys() {
+    let _alone = crate::common::alone().await;
+    let gw = Gateway::start_with(|c| c.rekey_after = 2 * MIB as usize).await;
+    let echo = pra_testkit::net::echo_server().await;
+    let key = crate::common::random_ed25519();
+    gw.approved("alice", &key);
+    gw.add_rule("alice", "echo", 15432, "127.0.0.1", echo.port());
+    let c = login(&gw, "alice", &key).await;
+    let s = forward(&c, "127.0.0.1", u32::from(echo.port()))
+        .await
+        .unwrap();
+    let data = pra_testkit::net::pattern(24 * MIB as usize, 19);
+    let back = tokio::time::timeout(Duration::from_secs(120), echo_through(s, data.clone()))
+        .await
+        .expect("24 MiB echoed within 120 s");
+    assert_eq!(back.len(), data.len(), "the session ended during a rekey");
+    assert!(back == data, "the echo came back changed");
+    // the session still carries new forwards
+    let s = forward(&c, "127.0.0.1", u32::from(echo.port()))
+        .await
+        .unwrap();
+    assert_eq!(echo_through(s, b"after".to_vec()).await, b"after");
     gw.stop().await;
 }
