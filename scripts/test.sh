@@ -28,7 +28,10 @@ export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 # (a backtrace would push it out); run one test again to see one.
 export RUST_BACKTRACE=0
 stage "cargo test, linted by clippy -D warnings while it builds"
-CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$PWD/scripts/test-runner.sh" \
+# PRA_WORKSPACE_BUILT: the e2e tests take the programs this build makes
+# (every package's programs, with the workspace's features) instead of
+# building them again per package.
+PRA_WORKSPACE_BUILT=1 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$PWD/scripts/test-runner.sh" \
   cargo test --workspace --locked
 # Windows code paths (ProgramData, MachineGuid, key-file ACL, credential
 # store, tray) must compile and pass the lints (clippy sees cfg(windows) code

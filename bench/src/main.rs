@@ -557,7 +557,7 @@ fn delayed(
         measured?;
     }
     notes.push(format!(
-        "Delayed link: a userspace proxy between client and server delays each direction by          half the round trip ({} ms), bandwidth unlimited; OpenSSH with its default cipher.",
+        "Delayed link: a userspace proxy between client and server delays each direction by half the round trip ({} ms), bandwidth unlimited; OpenSSH with its default cipher.",
         o.rtts
             .iter()
             .map(|r| r.to_string())

@@ -287,30 +287,33 @@ pub fn registry_bin() -> PathBuf {
 }
 
 /// `cargo build -p PACKAGE --bin NAME` in this build's profile; its path.
+/// Under `scripts/test.sh` (`PRA_WORKSPACE_BUILT=1`) the binary that
+/// `cargo test --workspace` built is taken as it is: a `cargo build -p`
+/// would build it again with that package's own features, in the middle of
+/// the tests (and the packaging test after them would build it once more).
 fn workspace_bin(package: &str, name: &str) -> PathBuf {
-    {
-        {
-            let exe = std::env::current_exe().unwrap();
-            // target/<profile>/deps/<test> → target/<profile>
-            let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-            let release = profile_dir.file_name().is_some_and(|n| n == "release");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut c = std::process::Command::new(cargo);
-            c.args(["build", "--quiet", "-p", package, "--bin", name]);
-            if release {
-                c.arg("--release");
-            }
-            c.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-            let status = c.status().expect("run cargo build");
-            assert!(
-                status.success(),
-                "cargo build -p {package} --bin {name} failed"
-            );
-            let bin = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-            assert!(bin.exists(), "{} missing after the build", bin.display());
-            bin
-        }
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test> → target/<profile>
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let bin = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if std::env::var_os("PRA_WORKSPACE_BUILT").is_some() && bin.exists() {
+        return bin;
     }
+    let release = profile_dir.file_name().is_some_and(|n| n == "release");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut c = std::process::Command::new(cargo);
+    c.args(["build", "--quiet", "-p", package, "--bin", name]);
+    if release {
+        c.arg("--release");
+    }
+    c.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let status = c.status().expect("run cargo build");
+    assert!(
+        status.success(),
+        "cargo build -p {package} --bin {name} failed"
+    );
+    assert!(bin.exists(), "{} missing after the build", bin.display());
+    bin
 }
 
 /// A child's stdout lines, read on a thread (the child never blocks on a

@@ -43,7 +43,12 @@ fn demo_picks_free_ports_and_prints_the_admin_page_with_a_token() {
         .current_dir(root)
         .env_remove("PRA_DEMO_SSH")
         .env_remove("PRA_DEMO_API")
-        .env_remove("PRA_DEMO_LOCAL")
+        // The forward's local port comes from this process's rule ports:
+        // the script's own pick (18088 or the next free one) lies in their
+        // range, and a test's tunnel that had picked it too, not yet
+        // listening, would lose it to the demo (its echo would go to the
+        // demo's web page).
+        .env("PRA_DEMO_LOCAL", pra_e2e::rule_port().to_string())
         .env_remove("PRA_HOME")
         .env("PRA_DEMO_BIN", &bin_dir)
         .env_remove("RUST_LOG")
