@@ -98,9 +98,8 @@ impl Budget {
 #[derive(Debug)]
 pub struct ChannelWindow {
     budgets: [Arc<Budget>; 2],
-    /// Most this channel may have outstanding (follows `growth`).
-    max: u64,
-    /// The window's growth with the link.
+    /// The window's growth with the link: its window is the most this
+    /// channel may have outstanding.
     growth: Growth,
     /// Bytes that arrived from the client (cumulative).
     arrived: u64,
@@ -132,7 +131,6 @@ impl ChannelWindow {
         }
         ChannelWindow {
             budgets,
-            max: u64::from(max.max(MIN_WINDOW)),
             growth: Growth::new(max.max(MIN_WINDOW), grow_to.max(max).max(MIN_WINDOW)),
             arrived: 0,
             taken: 0,
@@ -169,16 +167,13 @@ impl ChannelWindow {
         let share = self.budgets.iter().map(|b| b.share()).min().unwrap_or(0);
         let headroom = self.budgets.iter().map(|b| b.headroom()).min().unwrap_or(0);
         // Grow only into room the budgets leave.
-        if self
-            .growth
-            .consumed(self.taken, now, share.min(self.own + headroom))
-        {
-            self.max = u64::from(self.growth.window());
-        }
-        let share = share.min(self.max);
+        self.growth
+            .consumed(self.taken, now, share.min(self.own + headroom));
+        let max = u64::from(self.growth.window());
         let target = share
+            .min(max)
             .min(self.own + headroom)
-            .max(u64::from(MIN_WINDOW).min(self.max));
+            .max(u64::from(MIN_WINDOW).min(max));
         let want = target.saturating_sub(self.own);
         // Grant in steps of an eighth of the target (fewer messages), or
         // at once when the channel ran dry.
