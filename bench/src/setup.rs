@@ -544,19 +544,12 @@ impl SshSide {
     pub(crate) fn start_client(&mut self) -> Result<()> {
         self.stop_client();
         for gcm in [false, true] {
-            let fwd = if gcm { self.fwd_gcm } else { self.fwd };
-            let err = self.dir.join(if gcm { "ssh-gcm.err" } else { "ssh.err" });
-            let started = Instant::now();
-            let mut c = self.ssh_cmd_for(&fwd, self.port);
-            if gcm {
-                c.args(["-c", GCM]);
-            }
-            c.arg("-N")
-                .arg(self.destination())
-                .stderr(fs::File::create(&err)?);
-            let p = Proc::spawn("ssh -N -L", &mut c)?;
-            procs::wait_listening(&fwd.all(), Duration::from_secs(30), started)
-                .with_context(|| fs::read_to_string(&err).unwrap_or_default())?;
+            let (fwd, cipher, err) = if gcm {
+                (self.fwd_gcm, Some(GCM), "ssh-gcm.err")
+            } else {
+                (self.fwd, None, "ssh.err")
+            };
+            let p = self.spawn_client(&fwd, self.port, cipher, err)?;
             if gcm {
                 self.client_gcm = Some(p);
             } else {
@@ -581,17 +574,33 @@ impl SshSide {
             .append(true)
             .open(&known)?
             .write_all(line.as_bytes())?;
-        let err = self.dir.join("ssh-delay.err");
+        self.client = Some(self.spawn_client(&self.fwd, port, None, "ssh-delay.err")?);
+        Ok(())
+    }
+
+    /// `ssh -N -L …` for `fwd` to sshd on `127.0.0.1:port` (with `cipher`,
+    /// else the default), its errors in the file `err`; once every forward
+    /// listens.
+    fn spawn_client(
+        &self,
+        fwd: &Forwards,
+        port: u16,
+        cipher: Option<&str>,
+        err: &str,
+    ) -> Result<Proc> {
+        let err = self.dir.join(err);
         let started = Instant::now();
-        let mut c = self.ssh_cmd_for(&self.fwd, port);
+        let mut c = self.ssh_cmd_for(fwd, port);
+        if let Some(cipher) = cipher {
+            c.args(["-c", cipher]);
+        }
         c.arg("-N")
             .arg(self.destination())
             .stderr(fs::File::create(&err)?);
         let p = Proc::spawn("ssh -N -L", &mut c)?;
-        procs::wait_listening(&self.fwd.all(), Duration::from_secs(30), started)
+        procs::wait_listening(&fwd.all(), Duration::from_secs(30), started)
             .with_context(|| fs::read_to_string(&err).unwrap_or_default())?;
-        self.client = Some(p);
-        Ok(())
+        Ok(p)
     }
 
     /// Stop the `ssh -N` clients if they run.
