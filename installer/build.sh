@@ -84,11 +84,8 @@ else
   cargo build --locked --manifest-path "$ROOT/Cargo.toml" --profile "$profile" --bins "${linux_pkgs[@]}"
 fi
 if [ "$with_msi" = 1 ]; then
-  # --fast: the programs of scripts/test.sh's Windows build: nothing
-  # compiles again there.
-  win_targets=(--bins)
-  echo "== cargo build ($profile, $WIN_TARGET, ${win_targets[*]})"
-  cargo build --locked --manifest-path "$ROOT/Cargo.toml" --profile "$profile" "${win_targets[@]}" \
+  echo "== cargo build ($profile, $WIN_TARGET)"
+  cargo build --locked --manifest-path "$ROOT/Cargo.toml" --profile "$profile" --bins \
     --target "$WIN_TARGET" "${win_pkgs[@]}"
 fi
 cargo_secs=$SECONDS

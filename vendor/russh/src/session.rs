@@ -302,10 +302,6 @@ impl Encrypted {
         }
     }
 
-    /// PRA patch: send `SSH_MSG_CHANNEL_WINDOW_ADJUST` for `amount` bytes
-    /// and credit the channel's receive window. The window never exceeds
-    /// 2^32-1 (RFC 4254 section 5.2); nothing is sent for a channel that is
-    /// gone or closing.
     /// PRA patch: the receive windows the peer may still fill, over all
     /// channels: the channel data it may legally have in flight.
     pub(crate) fn receive_windows(&self) -> u64 {
@@ -315,6 +311,10 @@ impl Encrypted {
             .sum()
     }
 
+    /// PRA patch: send `SSH_MSG_CHANNEL_WINDOW_ADJUST` for `amount` bytes
+    /// and credit the channel's receive window. The window never exceeds
+    /// 2^32-1 (RFC 4254 section 5.2); nothing is sent for a channel that is
+    /// gone or closing.
     pub fn grant_window(&mut self, channel: ChannelId, amount: u32) -> Result<(), crate::Error> {
         if let Some(channel) = self.channels.get_mut(&channel) {
             let amount = amount.min(u32::MAX - channel.sender_window_size);
