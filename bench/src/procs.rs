@@ -200,6 +200,43 @@ pub(crate) fn pss_kib(pid: u32) -> u64 {
     status_field_kb(pid, "smaps_rollup", "Pss:").unwrap_or(0)
 }
 
+/// CPU time (user + system, seconds) that `pid` and every process below
+/// it have used, counting children they have already reaped: the sum of
+/// `utime`, `stime`, `cutime` and `cstime` from `/proc/PID/stat` over the
+/// live processes of the tree (a reaped process's time has moved into its
+/// parent's `cutime` / `cstime`). 0 for a process that is gone.
+pub(crate) fn tree_cpu_seconds(pid: u32) -> f64 {
+    let ticks: u64 = std::iter::once(pid)
+        .chain(descendants(pid))
+        .filter_map(|p| {
+            let stat = fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+            // Fields 14-17 of `pid (comm) state …`; `rest` starts at field 3.
+            let (_, rest) = stat.rsplit_once(')')?;
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .skip(11)
+                .take(4)
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            (f.len() == 4).then(|| f.iter().sum::<u64>())
+        })
+        .sum();
+    ticks as f64 / clock_ticks_per_second()
+}
+
+/// The kernel's clock ticks per second for `/proc` times (`getconf CLK_TCK`;
+/// 100 on Linux when it cannot be asked).
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        output(Command::new("getconf").arg("CLK_TCK"))
+            .ok()
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .filter(|t| *t > 0.0)
+            .unwrap_or(100.0)
+    })
+}
+
 /// Every process below `pid` (children, grandchildren …).
 pub(crate) fn descendants(pid: u32) -> Vec<u32> {
     let mut parent_of: Vec<(u32, u32)> = Vec::new();

@@ -125,11 +125,23 @@ async fn settle() {
     tokio::time::sleep(Duration::from_secs(3)).await;
 }
 
+/// What a logins run measured.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Logins {
+    /// Completed logins per second over the `secs` of the run.
+    pub rate: f64,
+    /// Attempts the server turned away.
+    pub failed: u64,
+    /// Every completed login, including those that finished after the
+    /// `secs` (the workers end their login in progress).
+    pub completed: u64,
+}
+
 /// Logins per second: `parallel` workers log in and disconnect back to
-/// back for `secs`. Returns (completed per second, failed attempts): a
-/// server that turns connections away (e.g. the gateway's per-source cap
-/// on connections still logging in) counts them as failures, not logins.
-pub(crate) async fn logins(l: &Login, parallel: usize, secs: u64) -> Result<(f64, u64)> {
+/// back for `secs`. A server that turns connections away (e.g. the
+/// gateway's per-source cap on connections still logging in) counts them
+/// as failures, not logins. Returns when every worker has ended.
+pub(crate) async fn logins(l: &Login, parallel: usize, secs: u64) -> Result<Logins> {
     let config = session::ssh_config(&Timing::default());
     let done = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
@@ -168,5 +180,9 @@ pub(crate) async fn logins(l: &Login, parallel: usize, secs: u64) -> Result<(f64
     if n == 0 {
         return Err(anyhow!("no login completed"));
     }
-    Ok((n as f64 / elapsed, failed.load(Ordering::Relaxed)))
+    Ok(Logins {
+        rate: n as f64 / elapsed,
+        failed: failed.load(Ordering::Relaxed),
+        completed: done.load(Ordering::Relaxed),
+    })
 }

@@ -117,3 +117,16 @@ fn kex_primitives_match_the_portable_code() {
         panic!("{e}");
     }
 }
+
+/// Ed25519 signatures (the gateway's host key at every login, the client's
+/// public-key login) come from aws-lc-rs (a PRA patch to russh,
+/// vendor/russh/src/ed25519_backend.rs): the same bytes as ssh-key's
+/// ed25519-dalek signatures over many keys and message lengths, and they
+/// verify. (The OpenSSH test above checks a host key signature against a
+/// third implementation on the wire.)
+#[test]
+fn ed25519_signatures_match_ssh_key() {
+    if let Err(e) = russh::ed25519_self_check(500) {
+        panic!("{e}");
+    }
+}

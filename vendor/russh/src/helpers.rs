@@ -221,6 +221,11 @@ pub fn sign_with_hash_alg(key: &PrivateKeyWithHashAlg, data: &[u8]) -> ssh_key::
                 algorithm: key.algorithm(),
             });
         }
+        // PRA patch: Ed25519 through aws-lc-rs (see `crate::ed25519_backend`).
+        #[cfg(feature = "aws-lc-rs")]
+        ssh_key::private::KeypairData::Ed25519(keypair) => {
+            crate::ed25519_backend::sign(keypair, data)?.encoded()?
+        }
         keypair => signature::Signer::try_sign(keypair, data)?.encoded()?,
     })
 }

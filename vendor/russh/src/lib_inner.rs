@@ -41,6 +41,14 @@ pub use pty::Pty;
 pub use sshbuffer::SshId;
 
 mod helpers;
+/// PRA patch: Ed25519 signing through aws-lc-rs (see the module).
+#[cfg(feature = "aws-lc-rs")]
+mod ed25519_backend;
+/// PRA patch: aws-lc-rs's Ed25519 signatures against ssh-key's, for a
+/// workspace's tests.
+#[cfg(feature = "aws-lc-rs")]
+#[doc(hidden)]
+pub use ed25519_backend::self_check as ed25519_self_check;
 
 pub(crate) use helpers::map_err;
 
