@@ -651,6 +651,37 @@ impl Session {
         Ok(())
     }
 
+    /// Dispatch messages already queued by the handle (priority first),
+    /// without waiting: at most `MAX_MESSAGES_PER_BATCH`, so high-rate output
+    /// cannot starve client input (Ctrl+C, resize), and none while a key
+    /// exchange runs or once a peer's channel window is exhausted (they stay
+    /// in the bounded receiver; network reads remain active so a window
+    /// adjustment can release them). Returns how many were dispatched.
+    fn drain_queued(&mut self) -> Result<usize, Error> {
+        const MAX_MESSAGES_PER_BATCH: usize = 64;
+        let mut drained = 0;
+        if self.kex.active() || self.common.has_any_pending_data() {
+            return Ok(0);
+        }
+        while drained < MAX_MESSAGES_PER_BATCH && !self.common.disconnected {
+            // Only Empty/Disconnected end the drain; both mean "nothing
+            // more to hand off right now", so treat them the same.
+            let msg = match self.priority_receiver.try_recv() {
+                Ok(msg) => msg,
+                Err(_) => match self.receiver.try_recv() {
+                    Ok(msg) => msg,
+                    Err(_) => break,
+                },
+            };
+            self.dispatch_msg(msg)?;
+            drained += 1;
+            if self.common.has_any_pending_data() {
+                break;
+            }
+        }
+        Ok(drained)
+    }
+
     pub(crate) async fn run<H, R>(
         mut self,
         mut stream: SshRead<R>,
@@ -665,6 +696,9 @@ impl Session {
         map_err!(self.common.packet_writer.flush_into(&mut stream).await)?;
 
         let (stream_read, mut stream_write) = stream.split();
+        // PRA patch: buffered, so that small packets arriving together are
+        // taken in one read (see `crate::READ_BUFFER`).
+        let stream_read = tokio::io::BufReader::with_capacity(crate::READ_BUFFER, stream_read);
         let buffer = SSHBuffer::new();
 
         // Allow handing out references to the cipher
@@ -692,45 +726,19 @@ impl Session {
             // output pushed via `Handle::data()` from a spawned task) before
             // blocking in `select!`. `select!` only handles one queued message
             // per loop iteration, so a task producing faster than the loop
-            // drains falls behind. Capped so high-rate output can't starve
-            // client input (Ctrl+C, resize): once the cap is hit we fall through
-            // to `select!`, which picks up any client-side event first. Gated on
-            // `!kex.active()` to match the `select!` receiver arm.
-            const MAX_MESSAGES_PER_BATCH: usize = 64;
-            // Leave application messages in the bounded receiver once a peer's
-            // channel window is exhausted. Network reads remain active so a
-            // window adjustment can release the queued data.
-            if !self.kex.active() && !self.common.has_any_pending_data() {
-                let mut drained = 0;
-                while drained < MAX_MESSAGES_PER_BATCH {
-                    // Only Empty/Disconnected end the drain; both mean "nothing
-                    // more to hand off right now", so treat them the same.
-                    let msg = match self.priority_receiver.try_recv() {
-                        Ok(msg) => msg,
-                        Err(_) => match self.receiver.try_recv() {
-                            Ok(msg) => msg,
-                            Err(_) => break,
-                        },
-                    };
-                    self.dispatch_msg(msg)?;
-                    drained += 1;
-                    if self.common.has_any_pending_data() {
-                        break;
-                    }
-                }
-                if drained > 0 {
-                    self.flush()?;
-                    crate::flush_or_timeout(
-                        &mut self.common.packet_writer,
-                        &mut stream_write,
-                        inactivity_timer.as_mut(),
-                    )
-                    .await?;
-                }
-                // A drained Disconnect sets this; don't block in `select!` after.
-                if self.common.disconnected {
-                    continue;
-                }
+            // drains falls behind. See `drain_queued` for the bounds.
+            if self.drain_queued()? > 0 {
+                self.flush()?;
+                crate::flush_or_timeout(
+                    &mut self.common.packet_writer,
+                    &mut stream_write,
+                    inactivity_timer.as_mut(),
+                )
+                .await?;
+            }
+            // A drained Disconnect sets this; don't block in `select!` after.
+            if self.common.disconnected {
+                continue;
             }
 
             let rekey_timer = future_or_pending(self.rekey_time_remaining(), tokio::time::sleep);
@@ -827,6 +835,13 @@ impl Session {
                         }
                     }
                 }
+            }
+            // PRA patch: what the handler's tasks queued meanwhile goes out in
+            // the same write (e.g. a forward's EOF and CLOSE, or a reply and
+            // the data behind it), not in a write of its own at the top of
+            // the next iteration.
+            if !self.common.disconnected {
+                self.drain_queued()?;
             }
             self.flush()?;
 
