@@ -130,3 +130,14 @@ fn ed25519_signatures_match_ssh_key() {
         panic!("{e}");
     }
 }
+
+/// The buffer in front of each session's socket reads (a PRA patch to
+/// russh, vendor/russh/src/read_buffer.rs) gives back the same bytes for a
+/// stream that arrives in pieces of every size, read in every size around
+/// its capacity, and passes EOF on.
+#[test]
+fn the_session_read_buffer_returns_the_stream_unchanged() {
+    if let Err(e) = russh::read_buffer_self_check() {
+        panic!("{e}");
+    }
+}

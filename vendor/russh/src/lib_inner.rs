@@ -41,13 +41,11 @@ pub use pty::Pty;
 pub use sshbuffer::SshId;
 
 mod helpers;
-/// PRA patch: capacity of the buffer in front of a session's socket reads.
-/// Without it every packet took two reads (its length, then the rest) plus
-/// one that found nothing; with it, small packets that arrived together
-/// are taken in one. A read at least this large with the buffer empty goes
-/// to the socket directly, so a bulk packet is copied once more only for
-/// the part that came in with the read before it.
-pub(crate) const READ_BUFFER: usize = 8192;
+/// PRA patch: a read buffer in front of a session's socket (see the module).
+mod read_buffer;
+/// PRA patch: checks of the read buffer, for a workspace's tests.
+#[doc(hidden)]
+pub use read_buffer::self_check as read_buffer_self_check;
 /// PRA patch: Ed25519 signing through aws-lc-rs (see the module).
 #[cfg(feature = "aws-lc-rs")]
 mod ed25519_backend;

@@ -1372,8 +1372,8 @@ impl Session {
     ) -> Result<(), H::Error> {
         let (stream_read, mut stream_write) = stream.split();
         // PRA patch: buffered, so that small packets arriving together are
-        // taken in one read (see `crate::READ_BUFFER`).
-        let stream_read = tokio::io::BufReader::with_capacity(crate::READ_BUFFER, stream_read);
+        // taken in one read (see `crate::read_buffer`).
+        let stream_read = crate::read_buffer::ReadBuffer::new(stream_read);
         let result = self
             .run_inner(
                 stream_read,
@@ -1415,7 +1415,7 @@ impl Session {
 
     async fn run_inner<H: Handler + Send, R: AsyncRead + AsyncWrite + Unpin + Send>(
         &mut self,
-        stream_read: tokio::io::BufReader<SshRead<ReadHalf<R>>>,
+        stream_read: crate::read_buffer::ReadBuffer<SshRead<ReadHalf<R>>>,
         stream_write: &mut WriteHalf<R>,
         handler: &mut H,
         kex_done_signal: &mut Option<

@@ -697,8 +697,8 @@ impl Session {
 
         let (stream_read, mut stream_write) = stream.split();
         // PRA patch: buffered, so that small packets arriving together are
-        // taken in one read (see `crate::READ_BUFFER`).
-        let stream_read = tokio::io::BufReader::with_capacity(crate::READ_BUFFER, stream_read);
+        // taken in one read (see `crate::read_buffer`).
+        let stream_read = crate::read_buffer::ReadBuffer::new(stream_read);
         let buffer = SSHBuffer::new();
 
         // Allow handing out references to the cipher
