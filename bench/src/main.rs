@@ -468,12 +468,13 @@ fn run(o: Opts) -> Result<()> {
         );
         let gw_pid = pra.gateway_pid().context("gateway pid")?;
         let sshd_pid = ssh.sshd_pid().context("sshd pid")?;
-        // A run and the server's CPU time over it (with its reaped
-        // children: sshd's per-connection processes).
+        // A run and the server's CPU time per completed login over it, in
+        // ms (with its reaped children: sshd's per-connection processes).
         let measured = |login: &sessions::Login, pid: u32| -> Result<(sessions::Logins, f64)> {
             let cpu = procs::tree_cpu_seconds(pid);
             let r = rt.block_on(sessions::logins(login, 8, o.logins_secs))?;
-            Ok((r, procs::tree_cpu_seconds(pid) - cpu))
+            let per = (procs::tree_cpu_seconds(pid) - cpu) * 1000.0 / r.completed.max(1) as f64;
+            Ok((r, per))
         };
         let (mut a, mut b, mut fails) = (Vec::new(), Vec::new(), (0, 0));
         let (mut a_cpu, mut b_cpu) = (Vec::new(), Vec::new());
@@ -483,21 +484,14 @@ fn run(o: Opts) -> Result<()> {
                 || measured(&gw_auth, gw_pid),
                 || measured(&sshd_login, sshd_pid),
             )?;
-            // Milliseconds of server CPU per completed login.
-            let per = |cpu: f64, l: &sessions::Logins| cpu * 1000.0 / l.completed.max(1) as f64;
             eprintln!(
                 "  run {r}: gateway {:.0}/s ({} failed, {:.3} ms CPU per login), sshd {:.0}/s ({} failed, {:.3} ms CPU per login)",
-                x.rate,
-                x.failed,
-                per(x_cpu, &x),
-                y.rate,
-                y.failed,
-                per(y_cpu, &y)
+                x.rate, x.failed, x_cpu, y.rate, y.failed, y_cpu
             );
             a.push(x.rate);
             b.push(y.rate);
-            a_cpu.push(per(x_cpu, &x));
-            b_cpu.push(per(y_cpu, &y));
+            a_cpu.push(x_cpu);
+            b_cpu.push(y_cpu);
             fails = (fails.0 + x.failed, fails.1 + y.failed);
         }
         notes.push(format!(

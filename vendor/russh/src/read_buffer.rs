@@ -70,11 +70,12 @@ impl<R: AsyncRead + Unpin> AsyncRead for ReadBuffer<R> {
         let mut read = ReadBuf::new(&mut buf);
         // On `Pending` the buffer is dropped: an idle reader holds nothing.
         ready!(Pin::new(&mut this.inner).poll_read(cx, &mut read))?;
+        // Nothing is buffered here (`take` empties `buf` and `pos` together),
+        // so the bytes read become the buffer; at EOF (0 bytes) it is dropped.
         let n = read.filled().len();
-        buf.truncate(n);
-        this.buf = buf;
-        this.pos = 0;
         if n > 0 {
+            buf.truncate(n);
+            this.buf = buf;
             this.take(out);
         }
         Poll::Ready(Ok(()))

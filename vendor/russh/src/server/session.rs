@@ -840,9 +840,7 @@ impl Session {
             // the same write (e.g. a forward's EOF and CLOSE, or a reply and
             // the data behind it), not in a write of its own at the top of
             // the next iteration.
-            if !self.common.disconnected {
-                self.drain_queued()?;
-            }
+            self.drain_queued()?;
             self.flush()?;
 
             crate::flush_or_timeout(
